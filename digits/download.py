@@ -1,0 +1,290 @@
+"""Fetch the MNIST files from a list of mirrors, keeping only content that matches its pin.
+
+Mirrors recompress the files, so the pin (params.yaml) is the size and SHA-256 of each file's
+decompressed content, which is the same everywhere. A mirror that answers wrongly (HTTP 4xx, an
+HTML page, a bad gzip stream, other content) is skipped at once; a failure that may pass (no
+connection, a timeout, HTTP 5xx, a body cut short) is first retried with exponential backoff.
+Nothing appears at a final path until its content is verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from tqdm import tqdm
+
+from digits.errors import PipelineError
+from digits.files import atomic_directory, atomic_path
+from digits.params import DownloadParams, ExpectedFile
+
+CHUNK_BYTES = 1 << 16  # read, decompress, hash and write in pieces this size: memory stays small
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DownloadError(PipelineError):
+    """No mirror served a file whose decompressed content matches its pinned size and SHA-256."""
+
+
+class _SkipMirror(Exception):
+    """This mirror cannot serve the file: move on to the next mirror."""
+
+
+class _RetryMirror(Exception):
+    """A failure that may pass (no connection, timeout, HTTP 5xx): try the same mirror again."""
+
+
+def mirror_list(env_value: str | None, mirrors: Sequence[str]) -> list[str]:
+    """$MNIST_MIRROR (if set and non-empty) first, then the params mirrors; no duplicates."""
+    first = [env_value] if env_value else []
+    return list(dict.fromkeys([*first, *mirrors]))
+
+
+def fetch_verified(
+    name: str,
+    expected: ExpectedFile,
+    mirrors: Sequence[str],
+    destination: Path,
+    *,
+    timeout_seconds: float,
+    retries: int,
+    backoff_seconds: float,
+    progress: bool,
+    sleep: Callable[[float], object] = time.sleep,
+) -> str:
+    """Write the verified, decompressed content of `<mirror>/<name>.gz` to `destination`.
+
+    Tries the mirrors in order and returns the one that served the file; raises DownloadError,
+    naming every mirror and why it failed, when none did.
+    """
+    failures: list[str] = []
+    with tqdm(
+        total=expected.bytes, desc=name, unit="B", unit_scale=True, disable=not progress
+    ) as bar:
+        for mirror in mirrors:
+            try:
+                source = _source(mirror, name)
+                _fetch_with_retries(
+                    source,
+                    expected,
+                    destination,
+                    bar,
+                    timeout_seconds,
+                    retries,
+                    backoff_seconds,
+                    sleep,
+                )
+                break
+            except _SkipMirror as failure:
+                failures.append(f"{mirror}: {failure}")
+        else:  # no mirror served the file
+            tried = "\n".join(f"  {failure}" for failure in failures) or "  (no mirrors given)"
+            raise DownloadError(f"could not download {name}.gz from any mirror:\n{tried}")
+    for skipped in failures:  # say so, or a broken $MNIST_MIRROR would go unnoticed
+        print(f"{name}: skipped {skipped}", file=sys.stderr)
+    if not progress:
+        print(f"{name}: {expected.bytes:,} bytes, sha256 ok, from {mirror}")
+    return mirror
+
+
+def download_all(
+    params: DownloadParams, mirrors: list[str], out_dir: Path, *, progress: bool
+) -> None:
+    """Fetch every file in params.files; `out_dir` appears only once all of them are verified."""
+    with atomic_directory(out_dir) as folder:
+        for name, expected in params.files.items():
+            fetch_verified(
+                name,
+                expected,
+                mirrors,
+                folder / name,
+                timeout_seconds=params.timeout_seconds,
+                retries=params.retries,
+                backoff_seconds=params.backoff_seconds,
+                progress=progress,
+            )
+
+
+def _fetch_with_retries(
+    source: str | Path,
+    expected: ExpectedFile,
+    destination: Path,
+    bar: tqdm,
+    timeout_seconds: float,
+    retries: int,
+    backoff_seconds: float,
+    sleep: Callable[[float], object],
+) -> None:
+    """Fetch from one mirror, retrying failures that may pass; raise _SkipMirror if it fails."""
+    for attempt in range(retries + 1):
+        try:
+            return _fetch_once(source, expected, destination, bar, timeout_seconds)
+        except _RetryMirror as failure:
+            if attempt == retries:
+                tries = "retry" if retries == 1 else "retries"
+                raise _SkipMirror(f"{failure} after {retries} {tries}") from None
+            sleep(backoff_seconds * 2**attempt)  # backoff_seconds, then doubling
+
+
+def _fetch_once(
+    source: str | Path, expected: ExpectedFile, destination: Path, bar: tqdm, timeout_seconds: float
+) -> None:
+    """One attempt: stream into a temp file beside `destination`, renamed only once verified."""
+    bar.reset()
+    with (
+        contextlib.closing(_read_chunks(source, timeout_seconds)) as chunks,
+        atomic_path(destination) as temporary,
+        open(temporary, "wb") as target,
+    ):
+        _write_verified(chunks, target, expected, bar)
+
+
+def _source(mirror: str, name: str) -> str | Path:
+    """Where `mirror` keeps `<name>.gz`: a URL for http(s), a local path for file:// or a folder."""
+    file_name = f"{name}.gz"
+    if "://" not in mirror:
+        return Path(mirror) / file_name
+    try:
+        parts = urllib.parse.urlsplit(mirror)
+    except ValueError as error:
+        raise _SkipMirror(f"invalid URL ({error})") from None
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):  # e.g. file://../mnist, a relative path
+            raise _SkipMirror("a file URL needs an absolute path (file:///...); or give a folder")
+        return Path(urllib.request.url2pathname(parts.path)) / file_name
+    if parts.scheme in ("http", "https"):
+        return mirror.rstrip("/") + "/" + file_name
+    raise _SkipMirror(f"unsupported URL scheme {parts.scheme!r} (use http(s), file or a folder)")
+
+
+def _read_chunks(source: str | Path, timeout_seconds: float) -> Iterator[bytes]:
+    """The raw (compressed) bytes of `source`, with each failure sorted into skip or retry."""
+    if isinstance(source, Path):
+        try:
+            with open(source, "rb") as file:
+                yield from iter(lambda: file.read(CHUNK_BYTES), b"")
+        except OSError as error:  # a missing file will not appear on a retry
+            raise _SkipMirror(f"cannot read {source}: {_describe(error)}") from None
+        return
+    try:
+        response = urllib.request.urlopen(source, timeout=timeout_seconds)
+    except urllib.error.HTTPError as error:
+        error.close()
+        failure = _RetryMirror if error.code >= 500 else _SkipMirror
+        raise failure(f"HTTP {error.code} {error.reason}") from None
+    except urllib.error.URLError as error:
+        raise _RetryMirror(_describe(error.reason)) from None
+    except (OSError, http.client.HTTPException) as error:  # e.g. a timeout awaiting the status line
+        raise _RetryMirror(_describe(error)) from None
+    except ValueError as error:
+        raise _SkipMirror(f"invalid URL ({error})") from None
+    with response:
+        announced = response.headers.get("Content-Length", "")
+        received = 0
+        while True:
+            try:
+                chunk = response.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as error:
+                raise _RetryMirror(f"{_describe(error)} {received:,} bytes into the body") from None
+            if not chunk:
+                break
+            received += len(chunk)
+            yield chunk
+        # http.client reports a connection closed early as a normal end of the body
+        if announced.isdigit() and received < int(announced):
+            raise _RetryMirror(
+                f"connection closed with {received:,} of {int(announced):,} bytes received"
+            )
+
+
+def _write_verified(
+    chunks: Iterable[bytes], target: IO[bytes], expected: ExpectedFile, bar: tqdm
+) -> None:
+    """Decompress into `target`, stopping before the first byte beyond the pinned size."""
+    digest = hashlib.sha256()
+    size = 0
+    # Deflate grows data by a few bytes per block at worst: twice the size is far beyond honest
+    for piece in _gunzip(chunks, max_compressed_bytes=2 * expected.bytes + 4096):
+        size += len(piece)
+        if size > expected.bytes:
+            raise _SkipMirror(f"decompressed content exceeds the pinned {expected.bytes:,} bytes")
+        digest.update(piece)
+        target.write(piece)
+        bar.update(len(piece))
+    if size != expected.bytes:
+        raise _SkipMirror(f"decompressed size {size:,} bytes is not the pinned {expected.bytes:,}")
+    if (actual := digest.hexdigest()) != expected.sha256:
+        raise _SkipMirror(
+            f"content SHA-256 {actual[:12]}... does not match the pinned {expected.sha256[:12]}..."
+        )
+
+
+def _gunzip(chunks: Iterable[bytes], max_compressed_bytes: int) -> Iterator[bytes]:
+    """The decompressed content of a gzip stream, in pieces of at most CHUNK_BYTES.
+
+    Like gzip(1), several members back to back concatenate; any other bytes after the last
+    member are an error, and so is a stream that ends mid-member.
+    """
+    decompressor = None  # the current member's; None between members
+    members = 0
+    pending = b""  # compressed bytes not yet given to a decompressor
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if received > max_compressed_bytes:
+            raise _SkipMirror(f"compressed body exceeds {max_compressed_bytes:,} bytes")
+        pending += chunk
+        while pending:
+            if decompressor is None:
+                if len(pending) < len(GZIP_MAGIC):
+                    break  # a member's header split across two chunks
+                if not pending.startswith(GZIP_MAGIC):
+                    raise _unexpected(pending, members)
+                decompressor = zlib.decompressobj(wbits=31)  # 31: gzip header and CRC trailer
+                members += 1
+            piece = _inflate(decompressor, pending)
+            pending = decompressor.unconsumed_tail
+            if piece:
+                yield piece
+            if decompressor.eof:
+                pending, decompressor = decompressor.unused_data, None
+    # The input is used up, but the last call may have stopped at CHUNK_BYTES of output
+    while decompressor is not None and not decompressor.eof:
+        piece = _inflate(decompressor, b"")
+        if not piece:
+            raise _SkipMirror("corrupt or truncated gzip stream (it ends before its trailer)")
+        yield piece
+    if pending or not members:
+        raise _unexpected(pending, members)
+
+
+def _inflate(decompressor: zlib._Decompress, data: bytes) -> bytes:
+    try:
+        return decompressor.decompress(data, CHUNK_BYTES)
+    except zlib.error as error:
+        raise _SkipMirror(f"corrupt or truncated gzip stream ({error})") from None
+
+
+def _unexpected(data: bytes, members: int) -> _SkipMirror:
+    if members:
+        return _SkipMirror(f"unexpected bytes after the gzip stream (starting {data[:16]!r})")
+    if not data:
+        return _SkipMirror("empty file, not a gzip file")
+    return _SkipMirror(f"not a gzip file (starts with {data[:32]!r})")
+
+
+def _describe(error: BaseException) -> str:
+    """'connection refused' rather than '<urlopen error [Errno 111] Connection refused>'."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    text = text or type(error).__name__
+    return text[:1].lower() + text[1:]

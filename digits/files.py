@@ -1,0 +1,85 @@
+"""Atomic, byte-deterministic writers and safe readers for every artifact the pipeline makes.
+
+Each writer goes to a temp file in the destination's folder and renames it into place only on
+success, so a crash never leaves a plausible half-written file at the final path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside `path`; rename it to `path` if the block succeeds, else delete it."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temp file for writing that replaces `path` only when the block succeeds."""
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temp folder beside `path`; it replaces `path` only if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
+    """JSON with sorted keys, two-space indent and a trailing newline: stable bytes for git."""
+    with atomic_open(path) as f:
+        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
+        f.write("\n")
+
+
+def save_arrays(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
+    """An uncompressed .npz (np.savez writes fixed zip metadata, so bytes are stable)."""
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_arrays(path: str | os.PathLike[str], *names: str) -> tuple[np.ndarray, ...]:
+    """Load exactly the named arrays from an .npz; never unpickles."""
+    with np.load(path, allow_pickle=False) as npz:
+        missing = [name for name in names if name not in npz.files]
+        if missing:
+            raise ValueError(f"{path}: missing arrays {missing}; it holds {sorted(npz.files)}")
+        return tuple(npz[name] for name in names)
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 100) -> None:
+    """A matplotlib figure as PNG with no software/version metadata (stable bytes)."""
+    with atomic_open(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=dpi, metadata={"Software": None})

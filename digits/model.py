@@ -1,0 +1,141 @@
+"""Build, train, save and load the Keras classifier (the only modules that import TensorFlow)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import layers
+
+from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
+from digits.files import atomic_path
+from digits.params import TrainParams
+
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+
+
+def build_model(params: TrainParams) -> keras.Model:
+    """The notebook's MLP: Flatten 784 -> [Dense ReLU -> Dropout] per hidden layer -> softmax."""
+    hidden = []
+    for units in params.hidden_units:
+        hidden += [layers.Dense(units, activation=params.activation), layers.Dropout(params.dropout_rate)]
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH)),
+            layers.Flatten(),
+            *hidden,
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="mlp",
+    )
+    return model
+
+
+def build_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
+    if params.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=params.learning_rate)
+    if params.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=params.learning_rate, momentum=params.momentum)
+    if params.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=params.learning_rate, momentum=params.momentum)
+    raise ValueError(f"unknown optimizer {params.optimizer!r}; allowed: adam, sgd, rmsprop")
+
+
+def compile_model(model: keras.Model, params: TrainParams, steps_per_execution: int = 1) -> None:
+    model.compile(
+        optimizer=build_optimizer(params),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+
+
+def train_model(
+    model: keras.Model,
+    params: TrainParams,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    verbose: int | str = "auto",
+) -> pd.DataFrame:
+    """Compile and fit; return the per-epoch history (HISTORY_COLUMNS).
+
+    One call into TensorFlow per epoch (steps_per_execution = steps per epoch) instead of one per
+    batch: the same weights bit for bit, in a fraction of the time on a small network.
+    """
+    images, labels = train
+    steps_per_epoch = math.ceil(len(images) / params.batch_size)
+    compile_model(model, params, steps_per_execution=steps_per_epoch)
+    history = model.fit(
+        images,
+        labels,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        validation_data=validation,
+        validation_batch_size=max(params.batch_size, 1024),
+        verbose=verbose,
+    )
+    frame = pd.DataFrame(history.history)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    return frame[HISTORY_COLUMNS]
+
+
+def summarize_training(history: pd.DataFrame, model: keras.Model) -> dict:
+    """Final and best-epoch validation scores and the parameter count, for metrics/train.json."""
+    final = history.iloc[-1]
+    best = history.loc[history["val_accuracy"].idxmax()]
+    return {
+        "parameters": int(model.count_params()),
+        "epochs": len(history),
+        "final": {key: round(float(final[key]), 6) for key in HISTORY_COLUMNS[1:]},
+        "best": {
+            "epoch": int(best["epoch"]),
+            "val_accuracy": round(float(best["val_accuracy"]), 6),
+            "val_loss": round(float(best["val_loss"]), 6),
+        },
+    }
+
+
+# A fixed zip timestamp (the earliest a zip file can hold) so the same weights give the same bytes.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def normalize_keras_archive(data: bytes) -> bytes:
+    """Rewrite a .keras zip without its save date and with fixed entry times and order."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for entry in sorted(source.infolist(), key=lambda info: info.filename):
+            content = source.read(entry)
+            if entry.filename == "metadata.json":
+                metadata = json.loads(content)
+                metadata.pop("date_saved", None)
+                content = json.dumps(metadata, sort_keys=True).encode()
+            info = zipfile.ZipInfo(entry.filename, date_time=_ZIP_EPOCH)
+            info.compress_type = entry.compress_type
+            info.external_attr = 0o644 << 16
+            target.writestr(info, content)
+    return out.getvalue()
+
+
+def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
+    """Save as a standard .keras file whose bytes depend only on the model (no dates)."""
+    with atomic_path(Path(path).with_suffix(".raw.keras")) as raw:
+        raw = raw.rename(raw.with_suffix(".keras"))  # Keras insists on the .keras suffix
+        try:
+            model.save(raw)
+            normalized = normalize_keras_archive(raw.read_bytes())
+        finally:
+            raw.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(normalized)
+
+
+def load_model(path: str | os.PathLike[str]) -> keras.Model:
+    """Load with Keras' safe_mode on (no arbitrary code from the file)."""
+    return keras.saving.load_model(path, safe_mode=True)

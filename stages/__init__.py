@@ -1,0 +1,1 @@
+"""Thin DVC stage modules: `python -m stages.<name> <paths from dvc.yaml>`."""

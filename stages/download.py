@@ -1,0 +1,31 @@
+"""Stage download: MNIST mirrors -> data/raw (verified, decompressed IDX files).
+
+$MNIST_MIRROR (an http(s) or file URL, or a local folder such as ../shared/mnist) is tried
+before the mirrors in params.yaml: this is how offline machines and CI run the real pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from digits.download import download_all, mirror_list
+from digits.params import DownloadParams, load_section
+from stages._cli import parser, run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser(__doc__)
+    arguments.add_argument("out_dir", type=Path)
+    args = arguments.parse_args(argv)
+    params = load_section(args.params, "download", DownloadParams)
+
+    mirrors = mirror_list(os.environ.get("MNIST_MIRROR"), params.mirrors)
+    download_all(params, mirrors, args.out_dir, progress=sys.stderr.isatty())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,43 @@
+"""Stage preprocess: data/interim/{train,test}.npz -> data/processed/{train,validation,test}.npz.
+
+Images become float32 in [0, 1] and labels one-hot float32; the validation split is held out
+from the training set (never from the test set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from digits.files import atomic_directory, load_arrays, save_arrays
+from digits.params import PreprocessParams, load_section
+from digits.preprocess import one_hot, scale_images, split_train_validation
+from stages._cli import parser, run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser(__doc__)
+    arguments.add_argument("interim_dir", type=Path)
+    arguments.add_argument("out_dir", type=Path)
+    args = arguments.parse_args(argv)
+    params = load_section(args.params, "preprocess", PreprocessParams)
+
+    train_images, train_labels = load_arrays(args.interim_dir / "train.npz", "images", "labels")
+    test_images, test_labels = load_arrays(args.interim_dir / "test.npz", "images", "labels")
+    train_images, train_labels, validation_images, validation_labels = split_train_validation(
+        train_images, train_labels, params.validation_fraction, params.seed
+    )
+    splits = {
+        "train": (train_images, train_labels),
+        "validation": (validation_images, validation_labels),
+        "test": (test_images, test_labels),
+    }
+    with atomic_directory(args.out_dir) as out_dir:
+        for split, (images, labels) in splits.items():
+            save_arrays(out_dir / f"{split}.npz", images=scale_images(images), labels=one_hot(labels))
+            print(f"{split}: {len(images):,} images")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))
