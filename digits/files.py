@@ -20,7 +20,7 @@ import numpy as np
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it to `path` if the block succeeds, else delete it."""
+    """Yield a temp path beside `path`: renamed to `path` if the block succeeds, else deleted."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)

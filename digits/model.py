@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,10 @@ def build_model(params: TrainParams) -> keras.Model:
     """The notebook's MLP: Flatten 784 -> [Dense ReLU -> Dropout] per hidden layer -> softmax."""
     hidden = []
     for units in params.hidden_units:
-        hidden += [layers.Dense(units, activation=params.activation), layers.Dropout(params.dropout_rate)]
+        hidden += [
+            layers.Dense(units, activation=params.activation),
+            layers.Dropout(params.dropout_rate),
+        ]
     model = keras.Sequential(
         [
             keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH)),
@@ -44,7 +48,9 @@ def build_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
     if params.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=params.learning_rate, momentum=params.momentum)
     if params.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=params.learning_rate, momentum=params.momentum)
+        return keras.optimizers.RMSprop(
+            learning_rate=params.learning_rate, momentum=params.momentum
+        )
     raise ValueError(f"unknown optimizer {params.optimizer!r}; allowed: adam, sgd, rmsprop")
 
 
@@ -125,13 +131,11 @@ def normalize_keras_archive(data: bytes) -> bytes:
 
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     """Save as a standard .keras file whose bytes depend only on the model (no dates)."""
-    with atomic_path(Path(path).with_suffix(".raw.keras")) as raw:
-        raw = raw.rename(raw.with_suffix(".keras"))  # Keras insists on the .keras suffix
-        try:
-            model.save(raw)
-            normalized = normalize_keras_archive(raw.read_bytes())
-        finally:
-            raw.unlink(missing_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(path).parent) as scratch:
+        raw = Path(scratch) / "model.keras"  # Keras insists on the .keras suffix
+        model.save(raw)
+        normalized = normalize_keras_archive(raw.read_bytes())
     with atomic_path(path) as tmp:
         tmp.write_bytes(normalized)
 
@@ -139,3 +143,10 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
     """Load with Keras' safe_mode on (no arbitrary code from the file)."""
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def predict_probabilities(
+    model: keras.Model, images: np.ndarray, batch_size: int = 1000
+) -> np.ndarray:
+    """(N, 28, 28) float32 -> (N, 10) float32 class probabilities."""
+    return model.predict(images, batch_size=batch_size, verbose=0)

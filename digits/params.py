@@ -11,7 +11,14 @@ import os
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from digits.dataset import RAW_FILE_NAMES
 from digits.errors import PipelineError
@@ -47,7 +54,9 @@ class DownloadParams(Section):
     @model_validator(mode="after")
     def _all_four_files(self) -> DownloadParams:
         if sorted(self.files) != sorted(RAW_FILE_NAMES):
-            raise ValueError(f"files must name exactly {list(RAW_FILE_NAMES)}, got {sorted(self.files)}")
+            raise ValueError(
+                f"files must name exactly {list(RAW_FILE_NAMES)}, got {sorted(self.files)}"
+            )
         return self
 
 
@@ -63,7 +72,9 @@ class ExploreParams(Section):
 
 class TrainParams(Section):
     seed: Seed
-    hidden_units: Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(min_length=1, max_length=8)]
+    hidden_units: Annotated[
+        list[Annotated[int, Field(ge=1, le=8192)]], Field(min_length=1, max_length=8)
+    ]
     activation: Literal["relu", "gelu", "tanh", "sigmoid", "elu", "selu"]
     dropout_rate: Annotated[float, Field(ge=0, lt=1)]
     optimizer: Literal["adam", "sgd", "rmsprop"]

@@ -18,7 +18,9 @@ def scale_images(images: np.ndarray) -> np.ndarray:
 def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """(N,) integer labels in 0..num_classes-1 -> (N, num_classes) float32 one-hot rows."""
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+        raise ValueError(
+            f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}"
+        )
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 

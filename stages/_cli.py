@@ -12,7 +12,9 @@ from digits.errors import PipelineError
 def parser(doc: str | None) -> argparse.ArgumentParser:
     summary = (doc or "").strip().splitlines()[0] if doc else None
     result = argparse.ArgumentParser(description=summary)
-    result.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    result.add_argument(
+        "--params", default="params.yaml", help="params file (default: %(default)s)"
+    )
     return result
 
 

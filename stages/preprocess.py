@@ -34,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     with atomic_directory(args.out_dir) as out_dir:
         for split, (images, labels) in splits.items():
-            save_arrays(out_dir / f"{split}.npz", images=scale_images(images), labels=one_hot(labels))
+            save_arrays(
+                out_dir / f"{split}.npz", images=scale_images(images), labels=one_hot(labels)
+            )
             print(f"{split}: {len(images):,} images")
     return 0
 

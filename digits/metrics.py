@@ -1,0 +1,58 @@
+"""Classification metrics on the test set (scikit-learn), as plain JSON-ready dicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from digits.dataset import NUM_CLASSES
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), 6)
+
+
+def classification_metrics(true_labels: np.ndarray, predicted_labels: np.ndarray) -> dict:
+    """accuracy, macro and weighted precision/recall/F1, and the same per class with support."""
+    classes = np.arange(NUM_CLASSES)
+    result: dict = {"accuracy": _rounded(accuracy_score(true_labels, predicted_labels))}
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            true_labels, predicted_labels, labels=classes, average=average, zero_division=0
+        )
+        result[average] = {
+            "precision": _rounded(precision),
+            "recall": _rounded(recall),
+            "f1": _rounded(f1),
+        }
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true_labels, predicted_labels, labels=classes, zero_division=0
+    )
+    result["per_class"] = {
+        str(digit): {
+            "precision": _rounded(precision[digit]),
+            "recall": _rounded(recall[digit]),
+            "f1": _rounded(f1[digit]),
+            "support": int(support[digit]),
+        }
+        for digit in classes
+    }
+    return result
+
+
+def per_class_table(metrics: dict) -> pd.DataFrame:
+    """The per-class scores as rows (digit, precision, recall, f1, support) for a bar plot."""
+    rows = [{"digit": int(digit), **scores} for digit, scores in metrics["per_class"].items()]
+    return pd.DataFrame(rows)
+
+
+def confusion_counts(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndarray:
+    """(10, 10) int counts: row = true digit, column = predicted digit."""
+    return confusion_matrix(true_labels, predicted_labels, labels=np.arange(NUM_CLASSES))
+
+
+def categorical_crossentropy(one_hot_labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean cross-entropy, probabilities clipped like Keras (1e-7) so log(0) cannot occur."""
+    clipped = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
+    return float(-(one_hot_labels * np.log(clipped)).sum(axis=1).mean())

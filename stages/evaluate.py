@@ -1,0 +1,66 @@
+"""Stage evaluate: model + test split -> metrics JSON, confusion/per-class plot data and PNGs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from digits.determinism import pin_cpu_kernels
+from digits.files import atomic_directory, load_arrays, save_figure, write_json
+from digits.metrics import (
+    categorical_crossentropy,
+    classification_metrics,
+    confusion_counts,
+    per_class_table,
+)
+from digits.params import EvaluateParams, load_section
+from digits.plots import confusion_matrix_figure, misclassified_grid
+from stages._cli import parser, run
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    arguments = parser(__doc__)
+    arguments.add_argument("processed_dir", type=Path)
+    arguments.add_argument("--model", type=Path, required=True, help="input .keras file")
+    arguments.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
+    arguments.add_argument("--plots", type=Path, required=True, help="output folder for plots")
+    return arguments.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    params = load_section(args.params, "evaluate", EvaluateParams)
+    images, one_hot_labels = load_arrays(args.processed_dir / "test.npz", "images", "labels")
+
+    pin_cpu_kernels()
+    from digits.model import load_model, predict_probabilities
+
+    model = load_model(args.model)
+    probabilities = predict_probabilities(model, images)  # (N, 10) float32
+    true_labels = one_hot_labels.argmax(axis=1)
+    predicted_labels = probabilities.argmax(axis=1)
+
+    metrics = classification_metrics(true_labels, predicted_labels)
+    metrics["loss"] = round(float(categorical_crossentropy(one_hot_labels, probabilities)), 6)
+    predictions = pd.DataFrame({"actual": true_labels, "predicted": predicted_labels})
+    with atomic_directory(args.plots) as out_dir:
+        predictions.to_csv(out_dir / "predictions.csv", index=False)
+        per_class_table(metrics).to_csv(out_dir / "per_class.csv", index=False, float_format="%.6f")
+        save_figure(
+            confusion_matrix_figure(confusion_counts(true_labels, predicted_labels)),
+            out_dir / "confusion_matrix.png",
+        )
+        grid = misclassified_grid(
+            images, true_labels, predicted_labels, params.misclassified_examples
+        )
+        save_figure(grid, out_dir / "misclassified.png")
+    write_json(args.metrics, {"test": metrics})
+    print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro']['f1']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

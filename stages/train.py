@@ -1,0 +1,50 @@
+"""Stage train: data/processed -> model (.keras), history CSV, training curves PNG, metrics JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from digits.determinism import pin_cpu_kernels, seed_everything
+from digits.files import atomic_open, load_arrays, save_figure, write_json
+from digits.params import TrainParams, load_section
+from digits.plots import training_curves_figure
+from stages._cli import parser, run
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    arguments = parser(__doc__)
+    arguments.add_argument("processed_dir", type=Path)
+    arguments.add_argument("--model", type=Path, required=True, help="output .keras file")
+    arguments.add_argument("--history", type=Path, required=True, help="output per-epoch CSV")
+    arguments.add_argument("--curves", type=Path, required=True, help="output training curves PNG")
+    arguments.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
+    return arguments.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    params = load_section(args.params, "train", TrainParams)  # bad params stop us before TF loads
+    train = load_arrays(args.processed_dir / "train.npz", "images", "labels")
+    validation = load_arrays(args.processed_dir / "validation.npz", "images", "labels")
+
+    pin_cpu_kernels()
+    seed_everything(params.seed)
+    from digits.model import build_model, save_model, summarize_training, train_model
+
+    model = build_model(params)
+    # Keras' progress bar on a terminal, one line per epoch in logs.
+    history = train_model(model, params, train, validation, verbose=1 if sys.stdout.isatty() else 2)
+
+    save_model(model, args.model)
+    with atomic_open(args.history) as f:
+        history.to_csv(f, index=False, float_format="%.6f", lineterminator="\n")
+    save_figure(training_curves_figure(history), args.curves)
+    write_json(args.metrics, summarize_training(history, model))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))
