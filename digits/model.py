@@ -112,8 +112,23 @@ def summarize_training(history: pd.DataFrame, model: keras.Model) -> dict:
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+def _renumber_shared_objects(config: object, numbers: dict[int, int]) -> None:
+    """Replace each `shared_object_id` (Python's id() of the object: a memory address that
+    changes from process to process) by 1, 2, ... in order of first appearance, in place."""
+    if isinstance(config, dict):
+        if "shared_object_id" in config:
+            key = config["shared_object_id"]
+            config["shared_object_id"] = numbers.setdefault(key, len(numbers) + 1)
+        for value in config.values():
+            _renumber_shared_objects(value, numbers)
+    elif isinstance(config, list):
+        for value in config:
+            _renumber_shared_objects(value, numbers)
+
+
 def normalize_keras_archive(data: bytes) -> bytes:
-    """Rewrite a .keras zip without its save date and with fixed entry times and order."""
+    """Rewrite a .keras zip without its save date or memory addresses, with fixed entry times
+    and order."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
         for entry in sorted(source.infolist(), key=lambda info: info.filename):
@@ -122,6 +137,10 @@ def normalize_keras_archive(data: bytes) -> bytes:
                 metadata = json.loads(content)
                 metadata.pop("date_saved", None)
                 content = json.dumps(metadata, sort_keys=True).encode()
+            elif entry.filename == "config.json":
+                config = json.loads(content)
+                _renumber_shared_objects(config, {})
+                content = json.dumps(config).encode()
             info = zipfile.ZipInfo(entry.filename, date_time=_ZIP_EPOCH)
             info.compress_type = entry.compress_type
             info.external_attr = 0o644 << 16
