@@ -1,18 +1,20 @@
 # make repro  - set up .venv from the lock file and run the whole pipeline (dvc repro)
 # make test   - set up, then lint and run the whole test suite
 # make verify - rerun every stage from scratch; fail if dvc.lock, metrics/ or plots/ change
+# make plots  - write the HTML report of every plot to build/plots (works offline)
 # make bench  - time plain model.fit against the pipeline's training on the real data
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+PLOTS_TEMPLATE := build/plots_template.html
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test lint format verify bench lock clean
+.PHONY: setup repro test lint format verify plots bench lock clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(PLOTS_TEMPLATE)
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -20,6 +22,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# vega, vega-lite and vega-embed inlined into DVC's report template (.dvc/config points at it),
+# so `dvc plots show` renders without a CDN.
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --omit=optional --no-audit --no-fund
+
+$(PLOTS_TEMPLATE): tools/build_plots_template.py tools/node_modules/.package-lock.json
+	$(PYTHON) tools/build_plots_template.py $@
 
 repro: setup
 	$(BIN)/dvc repro
@@ -38,6 +48,9 @@ test: lint
 verify: setup
 	$(BIN)/dvc repro --force
 	.ci/verify-outputs
+
+plots: setup
+	$(BIN)/dvc plots show -o build/plots
 
 bench: setup
 	$(BIN)/python tools/bench_train.py

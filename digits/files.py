@@ -11,11 +11,14 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from digits.errors import PipelineError
 
 
 @contextlib.contextmanager
@@ -72,11 +75,16 @@ def save_arrays(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
 
 def load_arrays(path: str | os.PathLike[str], *names: str) -> tuple[np.ndarray, ...]:
     """Load exactly the named arrays from an .npz; never unpickles."""
-    with np.load(path, allow_pickle=False) as npz:
-        missing = [name for name in names if name not in npz.files]
-        if missing:
-            raise ValueError(f"{path}: missing arrays {missing}; it holds {sorted(npz.files)}")
-        return tuple(npz[name] for name in names)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in names if name not in npz.files]
+            if missing:
+                raise PipelineError(
+                    f"{path}: missing arrays {missing}; it holds {sorted(npz.files)}"
+                )
+            return tuple(npz[name] for name in names)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise PipelineError(f"cannot read arrays from {path}: {error}") from error
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 100) -> None:

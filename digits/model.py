@@ -16,6 +16,7 @@ import pandas as pd
 from keras import layers
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
+from digits.errors import PipelineError
 from digits.files import atomic_path
 from digits.params import TrainParams
 
@@ -23,23 +24,26 @@ HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 
 
 def build_model(params: TrainParams) -> keras.Model:
-    """The notebook's MLP: Flatten 784 -> [Dense ReLU -> Dropout] per hidden layer -> softmax."""
+    """The notebook's MLP: Flatten 784 -> [Dense ReLU -> Dropout] per hidden layer -> softmax.
+
+    Layers get explicit names: Keras' automatic ones (dense_3, ...) count models built earlier
+    in the same process, and the names are saved in the .keras file.
+    """
     hidden = []
-    for units in params.hidden_units:
+    for number, units in enumerate(params.hidden_units, start=1):
         hidden += [
-            layers.Dense(units, activation=params.activation),
-            layers.Dropout(params.dropout_rate),
+            layers.Dense(units, activation=params.activation, name=f"hidden_{number}"),
+            layers.Dropout(params.dropout_rate, name=f"dropout_{number}"),
         ]
-    model = keras.Sequential(
+    return keras.Sequential(
         [
-            keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH)),
-            layers.Flatten(),
+            keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH), name="image"),
+            layers.Flatten(name="flatten"),
             *hidden,
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
         ],
         name="mlp",
     )
-    return model
 
 
 def build_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
@@ -161,6 +165,8 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
 
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
     """Load with Keras' safe_mode on (no arbitrary code from the file)."""
+    if not Path(path).is_file():
+        raise PipelineError(f"model file {path} does not exist: run `dvc repro train` first")
     return keras.saving.load_model(path, safe_mode=True)
 
 

@@ -8,9 +8,8 @@ is allowed.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -19,6 +18,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from ruamel.yaml import YAML, YAMLError
 
 from digits.dataset import RAW_FILE_NAMES
 from digits.errors import PipelineError
@@ -109,16 +109,42 @@ S = TypeVar("S", bound=Section)
 
 
 def read_params_file(path: str | os.PathLike[str]) -> dict:
+    """Parse params.yaml the way DVC does (ruamel.yaml, YAML 1.2: `1e-3` is a number), with
+    duplicate keys rejected rather than silently overwritten."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = YAML(typ="safe", pure=True).load(f)
     except OSError as error:
         raise ParamsError(f"cannot read params file {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _allowed_keys(model: type[Section], location: tuple) -> list[str]:
+    """Field names of the (possibly nested) section that holds the last key of `location`."""
+    current: Any = model
+    for part in location[:-1]:
+        if isinstance(current, type) and issubclass(current, Section):
+            current = current.model_fields[str(part)].annotation
+        else:  # dict[str, Section]: `part` is a free-form key such as a file name
+            current = get_args(current)[-1]
+    return list(current.model_fields)
+
+
+def _describe(name: str, model: type[Section], problem: dict) -> str:
+    """One line per problem: the key, what is wrong and what is allowed, and the value given."""
+    key = ".".join([name, *map(str, problem["loc"])])
+    if problem["type"] == "missing":
+        return f"  {key}: missing key"
+    if problem["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(model, problem["loc"]))
+        return f"  {key}: unknown key; allowed keys: {allowed}"
+    if problem["type"] == "value_error" and not problem["loc"]:  # a rule across keys
+        return f"  {key}: {problem['msg'].removeprefix('Value error, ')}"
+    return f"  {key}: {problem['msg']} (got {problem['input']!r})"
 
 
 def parse_section(name: str, raw: object, model: type[S]) -> S:
@@ -126,11 +152,7 @@ def parse_section(name: str, raw: object, model: type[S]) -> S:
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        lines = []
-        for problem in error.errors():
-            key = ".".join([name, *map(str, problem["loc"])])
-            got = "" if problem["type"] == "missing" else f" (got {problem['input']!r})"
-            lines.append(f"  {key}: {problem['msg']}{got}")
+        lines = [_describe(name, model, problem) for problem in error.errors()]
         raise ParamsError("invalid params:\n" + "\n".join(lines)) from None
 
 

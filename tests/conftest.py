@@ -30,15 +30,20 @@ def synthetic_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-SPLIT_SIZES = {"train": 300, "validation": 100, "test": 100}
+@pytest.fixture(scope="session")
+def synthetic_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (images, labels): 300 train, 100 validation, 100 test (don't modify them)."""
+    sizes = {"train": 300, "validation": 100, "test": 100}
+    return {
+        split: synthetic_split(count, seed) for seed, (split, count) in enumerate(sizes.items())
+    }
 
 
 @pytest.fixture
-def processed_dir(tmp_path: Path) -> Path:
+def processed_dir(tmp_path: Path, synthetic_data: dict) -> Path:
     """A data/processed stand-in: train/validation/test.npz holding `images` and `labels`."""
     folder = tmp_path / "processed"
     folder.mkdir()
-    for seed, (split, count) in enumerate(SPLIT_SIZES.items()):
-        images, labels = synthetic_split(count, seed)
+    for split, (images, labels) in synthetic_data.items():
         np.savez(folder / f"{split}.npz", images=images, labels=labels)
     return folder

@@ -1,0 +1,313 @@
+"""`dvc plots show` with the offline template renders every declared plot in headless Chromium.
+
+The committed plots/ and metrics/ (from a real run) and the project's dvc.yaml are copied to a
+scratch directory, the template is built from tools/node_modules by tools/build_plots_template.py,
+the real `dvc plots show` writes the report, and Chromium opens it with every non-file:// request
+aborted, so a plot only draws if vega, vega-lite and vega-embed really are inlined.
+
+Nothing here is skipped: CI installs Chromium and runs `npm ci --prefix tools`, so a missing
+prerequisite is a failure that says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT = Path(__file__).parents[1]
+TOOLS = PROJECT / "tools"
+BUILD_TEMPLATE = TOOLS / "build_plots_template.py"
+LIBRARY_FILES = (
+    TOOLS / "node_modules/vega/build/vega.min.js",
+    TOOLS / "node_modules/vega-lite/build/vega-lite.min.js",
+    TOOLS / "node_modules/vega-embed/build/vega-embed.min.js",
+)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+DVC = Path(sys.executable).parent / "dvc"
+
+# What dvc_render treats as an image plot; every other declared file is a vega (data) plot.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".gif", ".png", ".svg"}
+DATA_SUFFIXES = {".yml", ".yaml", ".json", ".csv", ".tsv"}
+
+RENDER_TIMEOUT_S = 30
+MIN_SCREENSHOT_BYTES = 100_000
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class DeclaredPlot:
+    name: str  # the renderer name DVC gives the plot: its id, or its file for image plots
+    kind: str  # "vega" or "image"
+
+    @property
+    def div_id(self) -> str:
+        # Same translation as dvc_render.base.Renderer.remove_special_chars.
+        return self.name.translate({ord(c): "_" for c in r"!@#$%^&*()[]{};,<>?\/:.|`~=_+ "})
+
+
+def _kind(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in DATA_SUFFIXES:
+        return "vega"
+    raise AssertionError(f"dvc.yaml declares a plot this test cannot classify: {path!r}")
+
+
+def declared_plots(dvc_yaml: Path) -> list[DeclaredPlot]:
+    """Each top-level `plots:` entry of dvc.yaml, as DVC will render it."""
+    plots = []
+    for entry in yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["plots"]:
+        if isinstance(entry, str):
+            plots.append(DeclaredPlot(entry, _kind(entry)))
+            continue
+        ((plot_id, props),) = entry.items()
+        props = props or {}
+        y = props.get("y")
+        files = list(y) if isinstance(y, dict) else [plot_id]
+        kinds = {_kind(f) for f in files}
+        assert len(kinds) == 1, f"plot {plot_id!r} mixes images and data: {files}"
+        (kind,) = kinds
+        if kind == "image":
+            # DVC renders one image renderer per file, named by the file.
+            plots.extend(DeclaredPlot(f, "image") for f in files)
+        else:
+            plots.append(DeclaredPlot(plot_id, "vega"))
+    return plots
+
+
+def require_prerequisites():
+    missing = [str(path) for path in LIBRARY_FILES if not path.is_file()]
+    if missing:
+        pytest.fail(
+            "the vega libraries are not installed: run `npm ci --prefix tools` "
+            f"(missing {', '.join(missing)})",
+            pytrace=False,
+        )
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`)",
+            pytrace=False,
+        )
+    if not DVC.is_file():
+        pytest.fail(
+            f"{DVC} is missing: install the project (`pip install -e .[dev]`)", pytrace=False
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("playwright is missing: `pip install -e .[dev]`", pytrace=False)
+
+
+def run(args: list[str | os.PathLike], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
+        f"{result.stdout}\n{result.stderr}"
+    )
+    return result
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """The files `dvc plots show` reads, in a scratch DVC project without git."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml"):
+        shutil.copy2(PROJECT / name, root / name)
+    for name in ("plots", "metrics"):
+        shutil.copytree(PROJECT / name, root / name)
+    (root / ".dvc").mkdir()
+    shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
+    return root
+
+
+def build_template(out: Path) -> str:
+    run([sys.executable, BUILD_TEMPLATE, out], cwd=PROJECT)
+    return out.read_text(encoding="utf-8")
+
+
+# In the page: per declared plot, what rendered. A vega plot counts as drawn when vega-embed put
+# an <svg> with mark elements, or a <canvas> with coloured (non-grey) pixels, in its div: axes and
+# text are grey, the data marks use vega's colour palettes.
+INSPECT_JS = """
+(plots) => plots.map(({divId, kind}) => {
+    const div = document.getElementById(divId);
+    if (!div) return {divId, kind, found: false};
+    if (kind === 'image') {
+        const imgs = [...div.querySelectorAll('img')];
+        return {divId, kind, found: true, images: imgs.map(img => ({
+            src: img.getAttribute('src'), complete: img.complete,
+            width: img.naturalWidth, height: img.naturalHeight}))};
+    }
+    // vega-embed adds the class to the element it embeds into: the plot's own div.
+    const embed = div.classList.contains('vega-embed') || !!div.querySelector('.vega-embed');
+    const svg = div.querySelector('svg.marks');
+    const canvas = div.querySelector('canvas');
+    let svgMarks = 0, colouredPixels = 0, width = 0, height = 0;
+    if (svg) {
+        svgMarks = svg.querySelectorAll('g.mark-rect path, g.mark-line path, g.mark-area path,'
+            + 'g.mark-symbol path, g.mark-rect rect').length;
+        const box = svg.getBoundingClientRect(); width = box.width; height = box.height;
+    }
+    if (canvas && canvas.width > 0 && canvas.height > 0) {
+        width = canvas.width; height = canvas.height;
+        const data = canvas.getContext('2d').getImageData(0, 0, width, height).data;
+        for (let i = 0; i < data.length; i += 4) {
+            const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+            if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 40) colouredPixels++;
+        }
+    }
+    return {divId, kind, found: true, embed, svg: !!svg, canvas: !!canvas,
+            svgMarks, colouredPixels, width, height};
+})
+"""
+
+
+def vega_drawn(result: dict) -> bool:
+    return (
+        result["found"]
+        and result["embed"]
+        and result["width"] > 0
+        and result["height"] > 0
+        and (result["svgMarks"] > 0 or result["colouredPixels"] > 500)
+    )
+
+
+def image_loaded(result: dict) -> bool:
+    images = result.get("images") or []
+    return (
+        result["found"]
+        and len(images) > 0
+        and all(i["complete"] and i["width"] > 0 and i["height"] > 0 for i in images)
+    )
+
+
+def test_offline_template_inlines_the_libraries(tmp_path: Path):
+    require_prerequisites()
+    html = build_template(tmp_path / "template.html")
+    assert html.count("{plot_divs}") == 1
+    assert "{scripts}" not in html, "DVC would put its CDN <script> tags there"
+    assert "cdn.jsdelivr.net" not in html
+    assert "<script src" not in html
+    for library in LIBRARY_FILES:
+        source = library.read_text(encoding="utf-8")
+        assert source[:2000] in html, f"{library.name} is not inlined"
+
+
+def test_config_key_points_plain_dvc_plots_show_at_the_template(project_copy: Path):
+    """The project's .dvc/config sets `[plots] html_template` (relative to .dvc/) to the
+    template that `make setup` builds, so a plain `dvc plots show` works offline."""
+    require_prerequisites()
+    config = (project_copy / ".dvc" / "config").read_text(encoding="utf-8")
+    assert "html_template = ../build/plots_template.html" in config
+    build_template(project_copy / "build" / "plots_template.html")
+
+    run([DVC, "plots", "show"], cwd=project_copy)
+
+    html = (project_copy / "dvc_plots" / "index.html").read_text(encoding="utf-8")
+    assert "cdn.jsdelivr.net" not in html
+    for plot in declared_plots(project_copy / "dvc.yaml"):
+        if plot.kind == "vega":
+            assert f"vegaEmbed('#{plot.div_id}', spec)" in html
+    assert LIBRARY_FILES[-1].read_text(encoding="utf-8")[:2000] in html
+
+
+def test_report_renders_every_declared_plot_offline(project_copy: Path, tmp_path: Path):
+    require_prerequisites()
+    from playwright.sync_api import sync_playwright
+
+    plots = declared_plots(project_copy / "dvc.yaml")
+    vega_plots = [p for p in plots if p.kind == "vega"]
+    image_plots = [p for p in plots if p.kind == "image"]
+    assert vega_plots, "dvc.yaml declares no vega plots: this test would prove nothing"
+
+    template = tmp_path / "plots_template.html"
+    build_template(template)
+    report_dir = tmp_path / "report"
+    run([DVC, "plots", "show", "--html-template", template, "-o", report_dir], cwd=project_copy)
+    index = report_dir / "index.html"
+    assert "cdn.jsdelivr.net" not in index.read_text(encoding="utf-8")
+
+    page_errors: list[str] = []
+    console_errors: list[str] = []
+    blocked: list[str] = []
+
+    def route(route, request):
+        if request.url.startswith("file://"):
+            route.continue_()
+        else:
+            blocked.append(request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            page.on(
+                "console",
+                lambda message: (
+                    console_errors.append(f"{message.text} at {message.location}")
+                    if message.type == "error"
+                    else None
+                ),
+            )
+            page.route("**/*", route)
+            page.goto(index.as_uri(), wait_until="load")
+            # vega-embed draws asynchronously: poll until every vega plot is drawn (or time out
+            # and report what each div holds).
+            deadline = time.monotonic() + RENDER_TIMEOUT_S
+            while True:
+                results = page.evaluate(
+                    INSPECT_JS, [{"divId": p.div_id, "kind": p.kind} for p in plots]
+                )
+                by_id = {r["divId"]: r for r in results}
+                if all(vega_drawn(by_id[p.div_id]) for p in vega_plots):
+                    break
+                if time.monotonic() > deadline or page_errors:
+                    break
+                page.wait_for_timeout(200)
+            rendered_vega = page.evaluate(
+                "() => [...document.querySelectorAll('.vega-embed')]"
+                ".filter(e => e.querySelector('svg, canvas')).length"
+            )
+            screenshot = tmp_path / "plots_report.png"
+            page.screenshot(path=screenshot, full_page=True)
+        finally:
+            browser.close()
+
+    assert not page_errors, f"uncaught errors in the report: {page_errors}"
+    assert not console_errors, f"console errors in the report: {console_errors}"
+    assert not blocked, f"the report tried to reach the network: {blocked}"
+
+    not_drawn = [p.name for p in vega_plots if not vega_drawn(by_id[p.div_id])]
+    assert not not_drawn, f"vega plots not drawn: {not_drawn}\n{results}"
+    not_loaded = [p.name for p in image_plots if not image_loaded(by_id[p.div_id])]
+    assert not not_loaded, f"image plots not loaded: {not_loaded}\n{results}"
+    assert rendered_vega == len(vega_plots)
+
+    assert screenshot.stat().st_size > MIN_SCREENSHOT_BYTES, "the screenshot is nearly blank"

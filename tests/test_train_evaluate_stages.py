@@ -1,0 +1,156 @@
+"""stages.train then stages.evaluate, end to end on tiny synthetic data in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from digits.files import load_arrays
+from digits.model import HISTORY_COLUMNS
+from stages import evaluate, train
+from stages._cli import run
+
+REAL_PARAMS = Path(__file__).parents[1] / "params.yaml"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY_TRAIN = {"hidden_units": [32], "learning_rate": 0.01, "epochs": 2, "batch_size": 32}
+
+pytestmark = pytest.mark.filterwarnings(
+    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+
+
+def write_params(folder: Path, **train_overrides: object) -> Path:
+    """The real params.yaml with its train section shrunk (and any overrides applied)."""
+    params = yaml.safe_load(REAL_PARAMS.read_text(encoding="utf-8"))
+    params["train"].update(TINY_TRAIN, **train_overrides)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    return path
+
+
+def train_argv(processed: Path, out: Path, params: Path) -> list[str]:
+    return [
+        str(processed),
+        "--params",
+        str(params),
+        "--model",
+        str(out / "model" / "model.keras"),
+        "--history",
+        str(out / "plots" / "train" / "history.csv"),
+        "--curves",
+        str(out / "plots" / "train" / "training_curves.png"),
+        "--metrics",
+        str(out / "metrics" / "train.json"),
+    ]
+
+
+def evaluate_argv(processed: Path, out: Path, params: Path, model: Path | None = None) -> list[str]:
+    return [
+        str(processed),
+        "--params",
+        str(params),
+        "--model",
+        str(model or out / "model" / "model.keras"),
+        "--metrics",
+        str(out / "metrics" / "evaluate.json"),
+        "--plots",
+        str(out / "plots" / "evaluate"),
+    ]
+
+
+def test_train_then_evaluate_writes_every_output(processed_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    params = write_params(tmp_path)
+    _, test_labels = load_arrays(processed_dir / "test.npz", "images", "labels")
+
+    assert run(train.main, train_argv(processed_dir, out, params)) == 0
+    assert run(evaluate.main, evaluate_argv(processed_dir, out, params)) == 0
+
+    # train: model, history, curves, metrics
+    model = keras.saving.load_model(out / "model" / "model.keras")
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [
+        32,
+        10,
+    ]
+    history = pd.read_csv(out / "plots" / "train" / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2]
+    curves = (out / "plots" / "train" / "training_curves.png").read_bytes()
+    assert curves.startswith(PNG_SIGNATURE)
+    train_metrics = json.loads((out / "metrics" / "train.json").read_text(encoding="utf-8"))
+    assert set(train_metrics) == {"parameters", "epochs", "final", "best"}
+    assert train_metrics["parameters"] == (784 * 32 + 32) + (32 * 10 + 10)
+    assert train_metrics["epochs"] == 2
+    assert set(train_metrics["final"]) == set(HISTORY_COLUMNS[1:])
+    assert train_metrics["final"]["val_accuracy"] == pytest.approx(
+        history["val_accuracy"].iloc[-1], abs=1e-6
+    )
+    assert train_metrics["best"]["epoch"] in (1, 2)
+
+    # evaluate: metrics JSON
+    test = json.loads((out / "metrics" / "evaluate.json").read_text(encoding="utf-8"))["test"]
+    assert 0.5 < test["accuracy"] <= 1  # chance is 0.1 on the synthetic blocks
+    assert test["loss"] > 0
+    for average in ("macro", "weighted"):
+        assert set(test[average]) == {"precision", "recall", "f1"}
+        assert all(0 <= value <= 1 for value in test[average].values())
+    assert sorted(test["per_class"], key=int) == [str(digit) for digit in range(10)]
+    supports = [test["per_class"][str(digit)]["support"] for digit in range(10)]
+    assert supports == np.bincount(test_labels.argmax(axis=1), minlength=10).tolist()
+
+    # evaluate: plot data and figures
+    plots = out / "plots" / "evaluate"
+    predictions = pd.read_csv(plots / "predictions.csv")
+    assert list(predictions.columns) == ["actual", "predicted"]
+    assert len(predictions) == len(test_labels)
+    assert predictions["actual"].tolist() == test_labels.argmax(axis=1).tolist()
+    assert (predictions["actual"] == predictions["predicted"]).mean() == pytest.approx(
+        test["accuracy"], abs=1e-6
+    )
+    per_class = pd.read_csv(plots / "per_class.csv")
+    assert list(per_class.columns) == ["digit", "precision", "recall", "f1", "support"]
+    assert per_class["digit"].tolist() == list(range(10))
+    for figure in ("confusion_matrix.png", "misclassified.png"):
+        assert (plots / figure).read_bytes().startswith(PNG_SIGNATURE)
+    assert sorted(path.name for path in plots.iterdir()) == [
+        "confusion_matrix.png",
+        "misclassified.png",
+        "per_class.csv",
+        "predictions.csv",
+    ]
+    # Every writer renamed its temp file into place: nothing hidden left behind.
+    assert list(out.rglob(".*")) == []
+
+
+def test_a_bad_train_param_stops_before_any_work(
+    processed_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    params = write_params(tmp_path, epochs=0)
+
+    assert run(train.main, train_argv(processed_dir, out, params)) == 1
+
+    error = capsys.readouterr().err
+    assert "train.epochs" in error
+    assert "(got 0)" in error
+    assert not out.exists()  # no model, history, curves or metrics, not even their folders
+
+
+def test_evaluate_without_a_model_fails_with_a_clear_message(
+    processed_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    missing = tmp_path / "no-such" / "model.keras"
+    argv = evaluate_argv(processed_dir, out, write_params(tmp_path), model=missing)
+
+    assert run(evaluate.main, argv) == 1
+
+    assert str(missing) in capsys.readouterr().err
+    assert not out.exists()
