@@ -1,0 +1,670 @@
+"""What a user does with DVC on this project, run for real on a copy of it.
+
+A module fixture copies the pipeline (stages/, digits/, dvc.yaml, the Makefile and the check
+script) into a new git repository in a temporary folder, writes small synthetic MNIST files
+(gzipped IDX, 300 training and 100 test images) into a local mirror folder, pins them in
+params.yaml with a tiny network, runs the real `dvc repro` and commits the results on `main`.
+Every test then runs the real `dvc`, `git` and `make` commands there and asserts on what DVC
+reports: which stages ran, the metrics and params it compares, the report it writes, the
+experiments it lists. Nothing here uses the network or touches the project's own files.
+
+Each test leaves the copy as the fixture made it (on `main`, clean, data checked out), so the
+tests run in any order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+PROJECT = Path(__file__).parents[1]
+VENV_BIN = Path(sys.executable).parent
+# Debian's chromium here; on GitHub's runners CI points this at the preinstalled Chrome.
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+# What the copy needs to run the pipeline and `make verify`.
+COPIED = (
+    "stages",
+    "digits",
+    "tools/verify_outputs.py",
+    "dvc.yaml",
+    "pyproject.toml",
+    "requirements.lock",
+    "Makefile",
+    ".gitignore",
+    ".dvcignore",
+)
+STAGES = tuple(yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
+# Small enough that `dvc repro` of the whole pipeline takes about 15 s on 2 cores.
+TRAIN_IMAGES, TEST_IMAGES = 300, 100
+TINY_PARAMS = {
+    "explore": {"sample_rows": 2, "sample_columns": 5},
+    "train": {"hidden_units": [16], "epochs": 2, "batch_size": 32, "learning_rate": 0.01},
+    "evaluate": {"misclassified_examples": 9},
+}
+BRANCH_LEARNING_RATE = 0.003  # what the `slower-learning` branch changes
+QUEUE_DEADLINE_S = 240
+DVC_TIMEOUT_S = 300
+
+pytestmark = pytest.mark.slow
+
+
+# Synthetic MNIST
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An uint8 array as an IDX file: zero bytes, type 0x08, ndim, big-endian dims, values."""
+    header = bytes([0, 0, 0x08, array.ndim])
+    header += b"".join(size.to_bytes(4, "big") for size in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 images and (count,) labels that a tiny MLP learns in two epochs.
+
+    Each image is dim noise plus a bright 4x4 block at a place that depends only on the digit.
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(count) % 10).astype(np.uint8)
+    images = rng.integers(0, 60, size=(count, 28, 28), dtype=np.uint8)
+    for index, digit in enumerate(labels):
+        row, column = 2 + 12 * (digit // 5), 2 + 5 * (digit % 5)
+        images[index, row : row + 4, column : column + 4] = 255
+    return images, labels
+
+
+def write_mirror(folder: Path) -> dict[str, dict[str, Any]]:
+    """The four MNIST files, gzipped, in `folder`; returns their pins for params.yaml."""
+    folder.mkdir(parents=True)
+    pins = {}
+    for seed, (prefix, count) in enumerate((("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES))):
+        images, labels = synthetic_digits(count, seed)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            name = f"{prefix}-{kind}-ubyte"
+            content = idx_bytes(array)
+            (folder / f"{name}.gz").write_bytes(gzip.compress(content, mtime=0))
+            pins[name] = {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    return pins
+
+
+# Running commands in the copy
+
+
+@dataclass(frozen=True)
+class Repro:
+    """What `dvc repro` said it did with each stage."""
+
+    ran: frozenset[str]
+    skipped: frozenset[str]  # "didn't change, skipping"
+    restored: frozenset[str]  # "is cached - skipping run": outputs from the run cache
+    output: str
+
+
+def parse_repro(output: str) -> Repro:
+    result = Repro(
+        ran=frozenset(re.findall(r"^Running stage '([^']+)'", output, re.MULTILINE)),
+        skipped=frozenset(
+            re.findall(r"^Stage '([^']+)' didn't change, skipping", output, re.MULTILINE)
+        ),
+        restored=frozenset(
+            re.findall(r"^Stage '([^']+)' is cached - skipping run", output, re.MULTILINE)
+        ),
+        output=output,
+    )
+    reported = result.ran | result.skipped | result.restored
+    assert sorted(reported) == sorted(STAGES), f"dvc repro did not report every stage:\n{output}"
+    return result
+
+
+@dataclass
+class Project:
+    root: Path  # the git + DVC repository
+    base: Path  # its parent: the mirror, remotes, clones
+    env: dict[str, str]
+
+    def run(
+        self, *args: str | os.PathLike[str], cwd: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        command = [str(arg) for arg in args]
+        result = subprocess.run(
+            command,
+            cwd=cwd or self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=DVC_TIMEOUT_S,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"`{' '.join(command)}` exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}",
+                pytrace=False,
+            )
+        return result
+
+    def dvc(self, *args: str | os.PathLike[str], **kwargs: Any) -> str:
+        return self.run(VENV_BIN / "dvc", *args, **kwargs).stdout
+
+    def git(self, *args: str, **kwargs: Any) -> str:
+        return self.run("git", *args, **kwargs).stdout
+
+    def repro(self, cwd: Path | None = None) -> Repro:
+        return parse_repro(self.dvc("repro", cwd=cwd))
+
+    def status(self, cwd: Path | None = None) -> dict[str, Any]:
+        return json.loads(self.dvc("status", "--json", cwd=cwd))
+
+    def set_params(self, section: str, **values: Any) -> None:
+        path = self.root / "params.yaml"
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params[section].update(values)
+        path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    def reset(self) -> None:
+        """Back to the fixture's state: `main` checked out, clean, its data in the workspace."""
+        self.git("reset", "--quiet", "--hard")
+        self.git("checkout", "--quiet", "main")
+        self.git("clean", "--quiet", "-d", "--force")
+        self.dvc("checkout", "--force")
+        assert self.status() == {}, "the copy did not return to main's state"
+
+    @contextlib.contextmanager
+    def on_branch(self, name: str, *, new: bool = False) -> Iterator[Project]:
+        """Work on branch `name` (created from main if `new`); back to main afterwards."""
+        self.git("checkout", "--quiet", *(["-b", name, "main"] if new else [name]))
+        try:
+            yield self
+        finally:
+            self.reset()
+
+
+def subprocess_env(base: Path, mirror: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GIT_", "DVC_")) and key not in ("CI", "PYTHONPATH")
+    }
+    dvc_global = base / "dvc-global"
+    dvc_global.mkdir()
+    # No update check or analytics daemon: they would try the network.
+    (dvc_global / "config").write_text(
+        "[core]\n    analytics = false\n    check_update = false\n", encoding="utf-8"
+    )
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # dvc.yaml's `python`
+        MNIST_MIRROR=str(mirror),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        DVC_NO_ANALYTICS="1",
+        DVC_STUDIO_OFFLINE="1",
+        DVC_GLOBAL_CONFIG_DIR=str(dvc_global),
+        DVC_SYSTEM_CONFIG_DIR=str(base / "dvc-system"),
+        DVC_SITE_CACHE_DIR=str(base / "dvc-site-cache"),
+        GIT_AUTHOR_NAME="DVC workflow test",
+        GIT_AUTHOR_EMAIL="dvc-workflow-test@example.invalid",
+        GIT_COMMITTER_NAME="DVC workflow test",
+        GIT_COMMITTER_EMAIL="dvc-workflow-test@example.invalid",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+    )
+    return env
+
+
+def copy_project(destination: Path) -> None:
+    for name in COPIED:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The pipeline reproduced on synthetic MNIST and committed on `main` in a new repo."""
+    base = tmp_path_factory.mktemp("dvc-workflows")
+    mirror = base / "mirror"
+    pins = write_mirror(mirror)
+    root = base / "repo"
+    root.mkdir()
+    copy_project(root)
+    project = Project(root, base, subprocess_env(base, mirror))
+
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    params["download"].update(mirrors=[str(mirror)], files=pins, retries=0, timeout_seconds=5)
+    for section, values in TINY_PARAMS.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    project.git("init", "--quiet", "--initial-branch=main")
+    project.dvc("init", "--quiet")
+    project.dvc("config", "core.analytics", "false")
+    # The offline report template, as `make setup` builds it (build/ is git-ignored).
+    project.run(
+        sys.executable,
+        PROJECT / "tools" / "build_plots_template.py",
+        root / "build" / "plots_template.html",
+    )
+    project.dvc("config", "plots.html_template", "../build/plots_template.html")
+    project.git("add", "--all")
+    project.git("commit", "--quiet", "-m", "pipeline on synthetic MNIST")
+
+    first = project.repro()
+    assert first.ran == set(STAGES), first.output
+    project.git("add", "--all")
+    project.git("commit", "--quiet", "-m", "dvc repro")
+    assert project.git("status", "--porcelain") == ""
+    return project
+
+
+@pytest.fixture(scope="module")
+def slower_learning(project: Project) -> Repro:
+    """Branch `slower-learning`: train.learning_rate changed, reproduced and committed."""
+    with project.on_branch("slower-learning", new=True):
+        project.set_params("train", learning_rate=BRANCH_LEARNING_RATE)
+        result = project.repro()
+        project.git("commit", "--quiet", "--all", "-m", "slower learning")
+    return result
+
+
+def only(ran: set[str], result: Repro) -> None:
+    """`result` ran exactly the stages `ran` and skipped all others as unchanged."""
+    assert set(result.ran) == ran, result.output
+    assert set(result.skipped) == set(STAGES) - ran, result.output
+    assert not result.restored, result.output
+
+
+# A change reruns only what it affects
+
+
+def test_nothing_changed_nothing_runs(project: Project):
+    assert project.status() == {}
+    only(set(), project.repro())
+
+
+def test_train_param_reruns_train_and_evaluate_only(slower_learning: Repro):
+    only({"train", "evaluate"}, slower_learning)
+
+
+def test_evaluate_param_reruns_evaluate_only(project: Project):
+    with project.on_branch("more-examples", new=True):
+        project.set_params("evaluate", misclassified_examples=16)
+        assert set(project.status()) == {"evaluate"}
+        only({"evaluate"}, project.repro())
+
+
+def test_preprocess_param_reruns_preprocess_and_everything_after(project: Project):
+    with project.on_branch("other-split", new=True):
+        project.set_params("preprocess", seed=7)
+        # dvc status names the stage whose params changed; repro also reruns what depends on it.
+        assert set(project.status()) == {"preprocess"}
+        only({"preprocess", "explore", "train", "evaluate"}, project.repro())
+
+
+# Comparing a branch with main
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else key))
+        return flat
+    return {prefix: value}
+
+
+def test_metrics_diff_main_reports_changed_metrics(project: Project, slower_learning: Repro):
+    with project.on_branch("slower-learning"):
+        diff = json.loads(project.dvc("metrics", "diff", "main", "--json"))
+        table = project.dvc("metrics", "diff", "main", "--md")
+        for path in ("metrics/train.json", "metrics/evaluate.json"):
+            old = flatten(json.loads(project.git("show", f"main:{path}")))
+            new = flatten(json.loads((project.root / path).read_text(encoding="utf-8")))
+            changed = {key for key in old if old[key] != new[key]}
+            assert changed, f"{path}: the param change changed no metric"
+            assert set(diff[path]) == changed, path
+            for key in changed:
+                assert diff[path][key]["old"] == old[key], (path, key)
+                assert diff[path][key]["new"] == new[key], (path, key)
+    header = table.splitlines()[0]
+    assert re.fullmatch(r"\|\s*Path\s*\|\s*Metric\s*\|\s*main\s*\|\s*workspace\s*\|.*", header)
+    assert "test.loss" in table
+
+
+def test_params_diff_main_reports_the_param(project: Project, slower_learning: Repro):
+    with project.on_branch("slower-learning"):
+        diff = json.loads(project.dvc("params", "diff", "main", "--json"))
+    assert list(diff) == ["params.yaml"]
+    assert list(diff["params.yaml"]) == ["train.learning_rate"]
+    change = diff["params.yaml"]["train.learning_rate"]
+    assert change["old"] == TINY_PARAMS["train"]["learning_rate"]
+    assert change["new"] == BRANCH_LEARNING_RATE
+
+
+# In the page: whether each vega plot (by div id) drew, how many pixels of each colour a canvas holds,
+# and which revisions each image plot shows (DVC captions each image with its revision).
+INSPECT_REPORT_JS = """
+({colours, vegaIds}) => {
+    const near = (data, i, [r, g, b]) =>
+        data[i + 3] > 0 && Math.abs(data[i] - r) + Math.abs(data[i + 1] - g)
+            + Math.abs(data[i + 2] - b) < 40;
+    const vega = vegaIds
+        .map(id => document.getElementById(id))
+        .filter(div => div)
+        .map(div => {
+            const canvas = div.querySelector('canvas');
+            const svg = div.querySelector('svg.marks');
+            const counts = {};
+            if (canvas && canvas.width > 0) {
+                const data = canvas.getContext('2d')
+                    .getImageData(0, 0, canvas.width, canvas.height).data;
+                for (const [name, rgb] of Object.entries(colours)) {
+                    let n = 0;
+                    for (let i = 0; i < data.length; i += 4) if (near(data, i, rgb)) n++;
+                    counts[name] = n;
+                }
+            }
+            return {id: div.id, drawn: !!(canvas || svg), counts};
+        });
+    const images = [...document.querySelectorAll('div[id]')]
+        .filter(div => div.querySelector(':scope > div > img'))
+        .map(div => ({
+            id: div.id,
+            revisions: [...div.querySelectorAll(':scope > div')].map(box => ({
+                caption: box.querySelector('p')?.textContent.trim(),
+                loaded: [...box.querySelectorAll('img')]
+                    .every(img => img.complete && img.naturalWidth > 0),
+            })),
+        }));
+    return {vega, images};
+}
+"""
+
+
+def vega_specs(html: str) -> dict[str, dict]:
+    """Each vega plot's spec in a DVC report, by div id."""
+    pattern = r'<div id = "([^"]+)">\s*<script type = "text/javascript">\s*var spec = (\{.*?\});\n'
+    return {div: json.loads(spec) for div, spec in re.findall(pattern, html, re.DOTALL)}
+
+
+def hex_rgb(colour: str) -> list[int]:
+    return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_plots_diff_main_renders_both_revisions(
+    project: Project, slower_learning: Repro, tmp_path: Path
+):
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install chromium or set CHROMIUM_PATH", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    report = tmp_path / "plots-diff"
+    with project.on_branch("slower-learning"):
+        project.dvc("plots", "diff", "main", "-o", report)
+    html = (report / "index.html").read_text(encoding="utf-8")
+    assert "cdn.jsdelivr.net" not in html, "the report is not built from the offline template"
+
+    specs = vega_specs(html)
+    assert specs, "the report holds no vega plots"
+    for div, spec in specs.items():
+        revisions = {row["rev"] for row in spec["data"]["values"]}
+        assert revisions == {"main", "workspace"}, div
+    # DVC colours the lines of a linear plot by revision: find each revision's colour.
+    line_colours = {
+        div: dict(zip(scale["domain"], scale["range"], strict=True))
+        for div, spec in specs.items()
+        if (scale := spec.get("encoding", {}).get("color", {}).get("scale"))
+        and sorted(scale.get("domain", [])) == ["main", "workspace"]
+    }
+    assert line_colours, "no plot colours its lines by revision"
+    colours = {rev: hex_rgb(colour) for rev, colour in next(iter(line_colours.values())).items()}
+
+    errors: list[str] = []
+    blocked: list[str] = []
+
+    def offline(route, request):
+        if request.url.startswith("file://"):
+            route.continue_()
+        else:
+            blocked.append(request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "console",
+                lambda message: errors.append(message.text) if message.type == "error" else None,
+            )
+            page.route("**/*", offline)
+            page.goto((report / "index.html").as_uri(), wait_until="load")
+            deadline = time.monotonic() + 30
+            while True:  # vega-embed draws asynchronously
+                found = page.evaluate(
+                    INSPECT_REPORT_JS, {"colours": colours, "vegaIds": list(specs)}
+                )
+                if all(plot["drawn"] for plot in found["vega"]) or time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(200)
+            page.screenshot(path=tmp_path / "plots-diff.png", full_page=True)
+        finally:
+            browser.close()
+
+    assert not errors, errors
+    assert not blocked, f"the report tried to reach the network: {blocked}"
+    vega = {plot["id"]: plot for plot in found["vega"]}
+    assert set(vega) == set(specs)
+    assert all(plot["drawn"] for plot in vega.values()), vega
+    for div in line_colours:  # both revisions' lines are on screen
+        assert all(vega[div]["counts"][rev] > 50 for rev in colours), (div, vega[div]["counts"])
+    assert found["images"], "the report holds no image plots"
+    for plot in found["images"]:
+        captions = sorted(box["caption"] for box in plot["revisions"])
+        assert captions == ["main", "workspace"], plot
+        assert all(box["loaded"] for box in plot["revisions"]), plot
+
+
+# Experiments
+
+
+def experiments(project: Project) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json`: every experiment of main by name, with its data and executor."""
+    found = {}
+    for commit in json.loads(project.dvc("exp", "show", "--json")):
+        for experiment in commit.get("experiments") or []:
+            (latest, *_) = experiment["revs"]
+            found[experiment["name"]] = {**latest["data"], "executor": experiment["executor"]}
+    return found
+
+
+def metrics_of(data: dict[str, Any], path: str) -> dict[str, Any]:
+    return data["metrics"][path]["data"]
+
+
+def params_of(data: dict[str, Any]) -> dict[str, Any]:
+    return data["params"]["params.yaml"]["data"]
+
+
+def test_exp_run_with_a_param_and_exp_show_lists_it(project: Project):
+    try:
+        result = project.run(VENV_BIN / "dvc", "exp", "run", "-S", "train.epochs=1")
+        only({"train", "evaluate"}, parse_repro(result.stdout))
+        (name,) = re.findall(r"^Ran experiment\(s\): (\S+)$", result.stdout, re.MULTILINE)
+        shown = experiments(project)
+        assert name in shown, shown.keys()
+        assert params_of(shown[name])["train"]["epochs"] == 1
+        for path in ("metrics/train.json", "metrics/evaluate.json"):  # results in the workspace
+            workspace = json.loads((project.root / path).read_text(encoding="utf-8"))
+            assert metrics_of(shown[name], path) == workspace, path
+        assert metrics_of(shown[name], "metrics/train.json")["epochs"] == 1
+        assert name in project.dvc("exp", "show", "--md")
+    finally:
+        project.reset()
+
+
+def queue_states(project: Project) -> tuple[dict[str, str], str]:
+    """`dvc queue status`: experiment name -> Queued, Running, Success or Failed; and its text."""
+    text = project.dvc("queue", "status")
+    states = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] != "Task" and not line.startswith("Worker"):
+            states[fields[1]] = fields[-1]
+    return states, text
+
+
+def stop_queue_workers(project: Project) -> None:
+    """`dvc queue stop`, then wait for the worker to exit; kill it (by its pid) if it won't."""
+    project.dvc("queue", "stop", check=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if "0 active, 0 idle" in project.dvc("queue", "status", check=False):
+            return
+        time.sleep(1)
+    for pid_file in (project.root / ".dvc/tmp/exps/celery").glob("*.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pid_file.read_text().strip())
+            if "queue-worker" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                os.kill(pid, 9)
+
+
+def test_queued_sweep_completes(project: Project):
+    rates = (0.02, 0.005)
+    try:
+        queued = project.dvc(
+            "exp", "run", "--queue", "-S", f"train.learning_rate={','.join(map(str, rates))}"
+        )
+        names = re.findall(r"^Queued experiment '([^']+)'", queued, re.MULTILINE)
+        assert len(names) == len(rates), queued
+        assert set(queue_states(project)[0].values()) == {"Queued"}
+
+        project.dvc("queue", "start", "--jobs", "1")
+        deadline = time.monotonic() + QUEUE_DEADLINE_S
+        while True:
+            states, text = queue_states(project)
+            done = all(states.get(name) in ("Success", "Failed") for name in names)
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        if any(states.get(name) != "Success" for name in names):
+            logs = "\n".join(project.dvc("queue", "logs", name, check=False) for name in names)
+            pytest.fail(f"the queued sweep did not succeed:\n{text}\n{logs}", pytrace=False)
+
+        shown = experiments(project)
+        swept = {params_of(shown[name])["train"]["learning_rate"] for name in names}
+        assert swept == set(rates)
+        for name in names:
+            assert shown[name]["executor"] is None, shown[name]["executor"]  # finished
+            assert metrics_of(shown[name], "metrics/evaluate.json")["test"]["accuracy"] >= 0
+            assert metrics_of(shown[name], "metrics/train.json")["epochs"] == 2
+    finally:
+        stop_queue_workers(project)
+        project.reset()
+
+
+# Sharing results without rerunning
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_push_then_pull_in_a_fresh_clone_restores_everything(project: Project):
+    remote = project.base / "remote"
+    project.dvc("remote", "add", "--local", "--default", "shared", remote)
+    pushed = project.dvc("push")
+    assert re.search(r"\d+ files? pushed", pushed), pushed
+
+    clone = project.base / "clone"
+    project.git("clone", "--quiet", "--branch", "main", project.root, clone)
+    project.dvc("remote", "add", "--local", "--default", "shared", remote, cwd=clone)
+    assert not (clone / "data").exists()
+    project.dvc("pull", cwd=clone)
+
+    assert tree_digest(clone / "data") == tree_digest(project.root / "data")
+    assert project.status(cwd=clone) == {}
+    only(set(), project.repro(cwd=clone))
+
+
+# The reproducibility check: `make verify` (what .ci/run and the GitHub workflow call)
+
+
+def make_verify(project: Project, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The project's `make verify` in `cwd`, with the venv that runs these tests.
+
+    `-o setup` skips the set-up step (a venv and the plots template in the copy), so this runs
+    exactly the verify recipe.
+    """
+    args = ["make", "--no-print-directory", "-o", "setup", "verify", f"BIN={VENV_BIN}"]
+    recipe = project.run(*args, "--dry-run", cwd=cwd).stdout
+    assert "tools/verify_outputs.py" in recipe, (
+        f"the Makefile's verify recipe should run tools/verify_outputs.py:\n{recipe}"
+    )
+    return project.run(*args, cwd=cwd, check=False)
+
+
+def test_make_verify_passes_when_every_stage_reproduces(project: Project):
+    try:
+        result = make_verify(project, project.root)
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+        assert parse_repro(result.stdout).ran == set(STAGES)  # --force: every stage ran
+        assert result.stdout.strip().splitlines()[-1].startswith("Reproducibility check passed")
+    finally:
+        project.reset()
+
+
+def test_make_verify_names_the_stage_and_file_of_a_wrong_hash(project: Project):
+    copy = project.base / "wrong-hash"
+    project.git("clone", "--quiet", "--branch", "main", project.root, copy)
+    lock = yaml.safe_load((copy / "dvc.lock").read_text(encoding="utf-8"))
+    (model,) = [o for o in lock["stages"]["train"]["outs"] if o["path"].endswith("model.keras")]
+    right, wrong = model["md5"], "0123456789abcdef0123456789abcdef"
+    text = (copy / "dvc.lock").read_text(encoding="utf-8")
+    assert text.count(right) == 2  # the train stage's out and the evaluate stage's dep
+    first = text.index(right, text.index("\n  train:"))  # edit the train stage's out only
+    (copy / "dvc.lock").write_text(
+        text[:first] + wrong + text[first + len(right) :], encoding="utf-8"
+    )
+    project.git("commit", "--quiet", "--all", "-m", "a wrong hash", cwd=copy)
+
+    result = make_verify(project, copy)
+
+    assert result.returncode != 0, result.stdout
+    report = result.stderr[result.stderr.find("REPRODUCIBILITY CHECK FAILED") :]
+    assert report, result.stderr
+    header, *lines = report.splitlines()[1:]
+    assert header.startswith("What differs"), report
+    listed = itertools.takewhile(lambda line: line.startswith("  "), lines)
+    differences = [line.strip() for line in listed]
+    assert differences == [
+        f"dvc.lock: stage 'train': out {model['path']}: md5 {wrong} -> {right}"
+    ], result.stderr
