@@ -47,7 +47,7 @@ test: lint
 
 verify: setup
 	$(BIN)/dvc repro --force
-	.ci/verify-outputs
+	$(BIN)/python tools/verify_outputs.py
 
 plots: setup
 	$(BIN)/dvc plots show -o build/plots

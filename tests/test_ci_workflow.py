@@ -1,0 +1,114 @@
+"""The GitHub Actions workflow: valid for actionlint, and doing what the project's CI promises.
+
+actionlint checks the workflow's syntax, expressions, action inputs and (where shellcheck is
+installed, as on GitHub's runners) the shell scripts of its `run:` steps. It comes with the dev
+dependencies; a missing actionlint is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PROJECT = Path(__file__).parents[1]
+WORKFLOWS = PROJECT / ".github" / "workflows"
+CI_WORKFLOW = WORKFLOWS / "ci.yml"
+
+
+def actionlint() -> str:
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "actionlint"
+    )
+    if found is None:
+        pytest.fail(
+            "actionlint is missing: install the dev dependencies (pip install -e '.[dev]')",
+            pytrace=False,
+        )
+    return found
+
+
+def test_workflows_pass_actionlint():
+    workflows = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+    assert workflows, f"no workflows in {WORKFLOWS}"
+    result = subprocess.run(
+        [actionlint(), "-no-color", *map(str, workflows)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report = f"{result.stdout}{result.stderr}".strip()
+    assert result.returncode == 0, report
+    assert not report, report
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def runs(step: dict[str, Any]) -> list[str]:
+    return [line.strip() for line in step.get("run", "").splitlines()]
+
+
+def test_ci_workflow_tests_verifies_and_reports_on_pull_requests():
+    workflow = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert {"push", "pull_request"} <= set(triggers)
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"]["pull-requests"] == "write"
+    all_steps = steps(workflow)
+    commands = [line for step in all_steps for line in runs(step)]
+
+    python = next(s for s in all_steps if s.get("uses", "").startswith("actions/setup-python@"))
+    assert str(python["with"]["python-version"]) == "3.11"
+    assert python["with"]["cache"] == "pip"
+    assert "requirements.lock" in python["with"]["cache-dependency-path"]
+    # make setup installs from requirements.lock; make test and make verify are the README's and
+    # .ci/run's commands, in that order.
+    assert commands.index("make test") < commands.index("make verify")
+    assert "MNIST_MIRROR" not in CI_WORKFLOW.read_text(encoding="utf-8")
+
+    on_pull_request = [s for s in all_steps if "pull_request" in str(s.get("if", ""))]
+    scripts = "\n".join(s.get("run", "") for s in on_pull_request)
+    assert re.search(r"dvc metrics diff \S+ --md", scripts)
+    assert re.search(r"dvc params diff \S+ --md", scripts)
+    assert re.search(r"dvc plots diff \S+ -o build/plots-diff", scripts)
+    assert "gh pr comment" in scripts
+    (upload,) = [s for s in on_pull_request if "upload-artifact@" in s.get("uses", "")]
+    assert upload["with"]["path"] == "build/plots-diff"
+    (comment,) = [s for s in on_pull_request if "gh pr comment" in s.get("run", "")]
+    assert comment["env"]["GH_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+
+
+def make_recipe(target: str) -> list[str]:
+    """The recipe lines of `target` in the Makefile."""
+    lines = (PROJECT / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(rf"{target}\s*:", line))
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return recipe
+
+
+def test_one_definition_of_the_reproducibility_check():
+    """`make verify` holds the check; .ci/run and the workflow call it."""
+    recipe = make_recipe("verify")
+    assert any("dvc repro --force" in line for line in recipe), recipe
+    assert any("tools/verify_outputs.py" in line for line in recipe), recipe
+    assert recipe.index(next(r for r in recipe if "dvc repro" in r)) < recipe.index(
+        next(r for r in recipe if "verify_outputs.py" in r)
+    )
+    assert "make verify" in (PROJECT / ".ci" / "run").read_text(encoding="utf-8")
+    workflow = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
+    assert "make verify" in [line for step in steps(workflow) for line in runs(step)]
+    assert not (PROJECT / ".ci" / "verify-outputs").exists(), "the old check is still there"
