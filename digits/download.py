@@ -45,7 +45,8 @@ class _RetryMirror(Exception):
 
 
 def mirror_list(env_value: str | None, mirrors: Sequence[str]) -> list[str]:
-    """$MNIST_MIRROR (if set and non-empty) first, then the params mirrors; no duplicates."""
+    """The mirror from the environment (if set and non-empty) first, then the params mirrors;
+    no duplicates."""
     first = [env_value] if env_value else []
     return list(dict.fromkeys([*first, *mirrors]))
 
@@ -100,9 +101,9 @@ def fetch_verified(
 def download_all(
     params: DownloadParams, mirrors: list[str], out_dir: Path, *, progress: bool
 ) -> None:
-    """Fetch every file in params.files; `out_dir` appears only once all of them are verified."""
+    """Fetch every file of the chosen dataset; `out_dir` appears only once all are verified."""
     with atomic_directory(out_dir) as folder:
-        for name, expected in params.files.items():
+        for name, expected in params.source.files.items():
             fetch_verified(
                 name,
                 expected,

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pandas as pd
 from keras import layers
+from keras.optimizers.schedules import LearningRateSchedule
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from digits.errors import PipelineError
@@ -23,44 +24,111 @@ from digits.params import TrainParams
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 
 
-def build_model(params: TrainParams) -> keras.Model:
-    """The notebook's MLP: Flatten 784 -> [Dense ReLU -> Dropout] per hidden layer -> softmax.
+def build_augmentation(params: TrainParams) -> keras.Sequential:
+    """Random shift, rotation and zoom of (N, 28, 28, 1) images; identity outside training.
 
-    Layers get explicit names: Keras' automatic ones (dense_3, ...) count models built earlier
-    in the same process, and the names are saved in the .keras file.
+    Each layer has its own seed derived from train.seed, so the same seed gives the same
+    augmented batches (the determinism recipe covers these ops too).
     """
-    hidden = []
-    for number, units in enumerate(params.hidden_units, start=1):
-        hidden += [
-            layers.Dense(units, activation=params.activation, name=f"hidden_{number}"),
-            layers.Dropout(params.dropout_rate, name=f"dropout_{number}"),
-        ]
+    augmentation = params.augmentation
+    fill = {"fill_mode": "constant", "fill_value": 0.0}  # MNIST background is black
     return keras.Sequential(
         [
-            keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH), name="image"),
-            layers.Flatten(name="flatten"),
-            *hidden,
-            layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
+            layers.RandomTranslation(
+                augmentation.max_shift, augmentation.max_shift, seed=params.seed + 1, **fill
+            ),
+            layers.RandomRotation(
+                augmentation.max_rotation_degrees / 360, seed=params.seed + 2, **fill
+            ),
+            layers.RandomZoom(augmentation.max_zoom, seed=params.seed + 3, **fill),
         ],
-        name="mlp",
+        name="augmentation",
     )
 
 
-def build_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
+def _dense_head(params: TrainParams) -> list[layers.Layer]:
+    """[Dense -> Dropout] per hidden_units entry, then the softmax over the ten classes."""
+    head: list[layers.Layer] = []
+    for number, units in enumerate(params.hidden_units, start=1):
+        head += [
+            layers.Dense(units, activation=params.activation, name=f"hidden_{number}"),
+            layers.Dropout(params.dropout_rate, name=f"dropout_{number}"),
+        ]
+    return [*head, layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")]
+
+
+def _convolution_blocks(params: TrainParams) -> list[layers.Layer]:
+    """Per conv_filters entry: (3x3 conv -> [batch norm] -> activation) x convs_per_block,
+    then 2x2 max-pooling. (N, 28, 28, 1) -> (N, 28 / 2**blocks, ..., filters)."""
+    blocks: list[layers.Layer] = []
+    for block, filters in enumerate(params.conv_filters, start=1):
+        for conv in range(1, params.convs_per_block + 1):
+            name = f"block{block}_conv{conv}"
+            blocks.append(
+                layers.Conv2D(filters, 3, padding="same", use_bias=not params.batch_norm, name=name)
+            )
+            if params.batch_norm:
+                blocks.append(layers.BatchNormalization(name=f"{name}_norm"))
+            blocks.append(layers.Activation(params.activation, name=f"{name}_{params.activation}"))
+        blocks.append(layers.MaxPooling2D(2, name=f"block{block}_pool"))
+    return blocks
+
+
+def build_model(params: TrainParams) -> keras.Model:
+    """The network that train.model names, on (N, 28, 28) images in [0, 1].
+
+    mlp, the notebook's: Flatten 784 -> [Dense -> Dropout] per hidden layer -> softmax.
+    cnn: convolution blocks -> Flatten -> the same dense head.
+    Augmentation, when enabled, comes first and only acts during training.
+    Layers get explicit names: Keras' automatic ones (dense_3, ...) count models built earlier
+    in the same process, and the names are saved in the .keras file.
+    """
+    needs_channels = params.model == "cnn" or params.augmentation.enabled
+    front: list[layers.Layer] = []
+    if needs_channels:  # image layers want (N, 28, 28, 1)
+        front.append(layers.Reshape((IMAGE_HEIGHT, IMAGE_WIDTH, 1), name="channels"))
+    if params.augmentation.enabled:
+        front.append(build_augmentation(params))
+    body = _convolution_blocks(params) if params.model == "cnn" else []
+    return keras.Sequential(
+        [
+            keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH), name="image"),
+            *front,
+            *body,
+            layers.Flatten(name="flatten"),
+            *_dense_head(params),
+        ],
+        name=params.model,
+    )
+
+
+def build_learning_rate(params: TrainParams, steps_per_epoch: int) -> float | LearningRateSchedule:
+    """The learning rate, constant or decayed step by step over the whole run."""
+    total_steps = params.epochs * steps_per_epoch
+    if params.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(params.learning_rate, total_steps)
+    if params.schedule == "exponential":  # down to 1% of the initial rate at the last step
+        return keras.optimizers.schedules.ExponentialDecay(params.learning_rate, total_steps, 0.01)
+    return params.learning_rate
+
+
+def build_optimizer(params: TrainParams, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    learning_rate = build_learning_rate(params, steps_per_epoch)
     if params.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=params.learning_rate)
+        return keras.optimizers.Adam(learning_rate=learning_rate)
     if params.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=params.learning_rate, momentum=params.momentum)
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=params.momentum)
     if params.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(
-            learning_rate=params.learning_rate, momentum=params.momentum
-        )
+        return keras.optimizers.RMSprop(learning_rate=learning_rate, momentum=params.momentum)
     raise ValueError(f"unknown optimizer {params.optimizer!r}; allowed: adam, sgd, rmsprop")
 
 
-def compile_model(model: keras.Model, params: TrainParams, steps_per_execution: int = 1) -> None:
+def compile_model(
+    model: keras.Model, params: TrainParams, steps_per_epoch: int, steps_per_execution: int = 1
+) -> None:
+    """Compile for training (steps_per_epoch sizes the learning-rate schedule)."""
     model.compile(
-        optimizer=build_optimizer(params),
+        optimizer=build_optimizer(params, steps_per_epoch),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
@@ -81,7 +149,16 @@ def train_model(
     """
     images, labels = train
     steps_per_epoch = math.ceil(len(images) / params.batch_size)
-    compile_model(model, params, steps_per_execution=steps_per_epoch)
+    compile_model(model, params, steps_per_epoch, steps_per_execution=steps_per_epoch)
+    callbacks = []
+    if params.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=params.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
     history = model.fit(
         images,
         labels,
@@ -89,6 +166,7 @@ def train_model(
         batch_size=params.batch_size,
         validation_data=validation,
         validation_batch_size=max(params.batch_size, 1024),
+        callbacks=callbacks,
         verbose=verbose,
     )
     frame = pd.DataFrame(history.history)

@@ -44,20 +44,45 @@ class ExpectedFile(Section):
     sha256: Sha256
 
 
-class DownloadParams(Section):
+class DatasetSource(Section):
+    """Where one dataset comes from: mirrors to try, and the content each file must have."""
+
     mirrors: Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1)]
     files: dict[str, ExpectedFile]
-    timeout_seconds: Annotated[float, Field(gt=0, le=600)]
-    retries: Annotated[int, Field(ge=0, le=10)]
-    backoff_seconds: Annotated[float, Field(ge=0, le=60)]
 
     @model_validator(mode="after")
-    def _all_four_files(self) -> DownloadParams:
+    def _all_four_files(self) -> DatasetSource:
         if sorted(self.files) != sorted(RAW_FILE_NAMES):
             raise ValueError(
                 f"files must name exactly {list(RAW_FILE_NAMES)}, got {sorted(self.files)}"
             )
         return self
+
+
+class DownloadParams(Section):
+    dataset: str
+    datasets: Annotated[dict[str, DatasetSource], Field(min_length=1)]
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)]
+    retries: Annotated[int, Field(ge=0, le=10)]
+    backoff_seconds: Annotated[float, Field(ge=0, le=60)]
+
+    @model_validator(mode="after")
+    def _known_dataset(self) -> DownloadParams:
+        if self.dataset not in self.datasets:
+            raise ValueError(
+                f"dataset={self.dataset!r} is not one of the datasets listed: "
+                f"{sorted(self.datasets)}"
+            )
+        return self
+
+    @property
+    def source(self) -> DatasetSource:
+        return self.datasets[self.dataset]
+
+    @property
+    def mirror_variable(self) -> str:
+        """The environment variable naming a mirror to try first: MNIST_MIRROR for mnist."""
+        return self.dataset.upper().replace("-", "_") + "_MIRROR"
 
 
 class PreprocessParams(Section):
@@ -70,26 +95,50 @@ class ExploreParams(Section):
     sample_columns: Annotated[int, Field(ge=1, le=20)]
 
 
+class AugmentationParams(Section):
+    """Random shifts, rotations and zooms of the training images (Keras preprocessing layers,
+    active in training only)."""
+
+    enabled: bool
+    max_shift: Annotated[float, Field(ge=0, le=0.5)]  # fraction of the image's width / height
+    max_rotation_degrees: Annotated[float, Field(ge=0, le=180)]
+    max_zoom: Annotated[float, Field(ge=0, lt=1)]  # fraction: 0.1 zooms between 90% and 110%
+
+
 class TrainParams(Section):
     seed: Seed
-    hidden_units: Annotated[
-        list[Annotated[int, Field(ge=1, le=8192)]], Field(min_length=1, max_length=8)
-    ]
+    model: Literal["mlp", "cnn"]
+    # mlp: the hidden Dense layers; cnn: the Dense layers after the convolutions.
+    hidden_units: Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(max_length=8)]
+    # cnn only: one block per entry (convs_per_block 3x3 convolutions, then 2x2 max-pooling).
+    conv_filters: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(max_length=4)]
+    convs_per_block: Annotated[int, Field(ge=1, le=3)]  # cnn only
+    batch_norm: bool  # cnn only: batch normalisation after every convolution
     activation: Literal["relu", "gelu", "tanh", "sigmoid", "elu", "selu"]
     dropout_rate: Annotated[float, Field(ge=0, lt=1)]
+    augmentation: AugmentationParams
     optimizer: Literal["adam", "sgd", "rmsprop"]
     learning_rate: Annotated[float, Field(gt=0, le=10)]
     momentum: Annotated[float, Field(ge=0, lt=1)]
+    # constant, or decayed over the whole run: cosine (to 0) or exponential (to 1% at the end)
+    schedule: Literal["constant", "cosine", "exponential"]
     epochs: Annotated[int, Field(ge=1, le=1000)]
     batch_size: Annotated[int, Field(ge=1, le=65536)]
+    # Stop after this many epochs without a lower validation loss and keep the best weights;
+    # 0 turns early stopping off.
+    early_stopping_patience: Annotated[int, Field(ge=0, le=1000)]
 
     @model_validator(mode="after")
-    def _momentum_only_for_sgd(self) -> TrainParams:
+    def _consistent(self) -> TrainParams:
         if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
             raise ValueError(
                 f"momentum={self.momentum} applies to sgd and rmsprop only; "
                 f"set it to 0 for optimizer={self.optimizer!r}"
             )
+        if self.model == "mlp" and not self.hidden_units:
+            raise ValueError("model='mlp' needs at least one entry in hidden_units")
+        if self.model == "cnn" and not self.conv_filters:
+            raise ValueError("model='cnn' needs at least one entry in conv_filters")
         return self
 
 

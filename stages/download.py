@@ -1,7 +1,8 @@
-"""Stage download: MNIST mirrors -> data/raw (verified, decompressed IDX files).
+"""Stage download: dataset mirrors -> data/raw (verified, decompressed IDX files).
 
 $MNIST_MIRROR (an http(s) or file URL, or a local folder such as ../shared/mnist) is tried
 before the mirrors in params.yaml: this is how offline machines and CI run the real pipeline.
+For download.dataset=fashion-mnist the variable is $FASHION_MNIST_MIRROR.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = arguments.parse_args(argv)
     params = load_section(args.params, "download", DownloadParams)
 
-    mirrors = mirror_list(os.environ.get("MNIST_MIRROR"), params.mirrors)
+    mirrors = mirror_list(os.environ.get(params.mirror_variable), params.source.mirrors)
     download_all(params, mirrors, args.out_dir, progress=sys.stderr.isatty())
     return 0
 

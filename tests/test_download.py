@@ -408,12 +408,11 @@ def test_interrupt_mid_write_leaves_no_file(server, tmp_path, monkeypatch):
 def write_params(tmp_path: Path, mirrors: list[str], files: dict[str, bytes]) -> Path:
     """The real params.yaml with the download section pointing at synthetic files."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["download"].update(
+    params["download"]["datasets"]["mnist"].update(
         mirrors=mirrors,
         files={name: pin(content).model_dump() for name, content in files.items()},
-        retries=1,
-        backoff_seconds=0,
     )
+    params["download"].update(dataset="mnist", retries=1, backoff_seconds=0)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

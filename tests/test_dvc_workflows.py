@@ -251,7 +251,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = Project(root, base, subprocess_env(base, mirror))
 
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
-    params["download"].update(mirrors=[str(mirror)], files=pins, retries=0, timeout_seconds=5)
+    params["download"]["datasets"]["mnist"].update(mirrors=[str(mirror)], files=pins)
+    params["download"].update(retries=0, timeout_seconds=5)
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")

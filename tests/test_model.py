@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from digits.determinism import seed_everything
 from digits.model import (
@@ -26,17 +27,8 @@ from digits.model import (
 )
 from digits.params import TrainParams
 
-NOTEBOOK = {
-    "seed": 42,
-    "hidden_units": [128, 64],
-    "activation": "relu",
-    "dropout_rate": 0.2,
-    "optimizer": "adam",
-    "learning_rate": 0.001,
-    "momentum": 0.0,
-    "epochs": 20,
-    "batch_size": 128,
-}
+# The committed defaults: the notebook's network (checked in test_default_params_are_the_notebook).
+NOTEBOOK = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["train"]
 pytestmark = pytest.mark.filterwarnings(
     # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"

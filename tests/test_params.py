@@ -86,7 +86,7 @@ def test_committed_values_arrive_typed() -> None:
     preprocess = load_section(PARAMS, "preprocess", PreprocessParams)
     assert preprocess.validation_fraction == 0.1
     download = load_section(PARAMS, "download", DownloadParams)
-    assert sorted(download.files) == sorted(RAW_FILE_NAMES)
+    assert sorted(download.source.files) == sorted(RAW_FILE_NAMES)
 
 
 def test_params_are_frozen() -> None:
@@ -173,13 +173,11 @@ def test_integer_is_accepted_for_a_float() -> None:
         ("train", "learning_rate", 0.0, "greater than 0"),
         ("train", "seed", -1, "greater than or equal to 0"),
         ("train", "seed", 2**31, "less than or equal to 2147483647"),
-        ("train", "hidden_units", [], "at least 1 item"),
         ("preprocess", "validation_fraction", 0, "greater than 0"),
         ("preprocess", "validation_fraction", 0.5, "less than 0.5"),
         ("explore", "sample_rows", 0, "greater than or equal to 1"),
         ("explore", "sample_columns", 21, "less than or equal to 20"),
         ("evaluate", "misclassified_examples", 101, "less than or equal to 100"),
-        ("download", "mirrors", [], "at least 1 item"),
         ("download", "retries", 11, "less than or equal to 10"),
         ("download", "timeout_seconds", 0, "greater than 0"),
     ],
@@ -188,14 +186,38 @@ def test_out_of_range(name: str, key: str, value: object, allowed: str) -> None:
     rejection(name, section(name, **{key: value}), f"{name}.{key}", allowed, f"(got {value!r})")
 
 
+def test_empty_mirror_list() -> None:
+    raw = section("download")
+    raw["datasets"]["mnist"]["mirrors"] = []
+    rejection("download", raw, "download.datasets.mnist.mirrors", "at least 1 item")
+
+
 def test_empty_mirror_string_names_its_position() -> None:
+    raw = section("download")
+    raw["datasets"]["mnist"]["mirrors"] = ["https://example.org/", ""]
+    rejection(
+        "download", raw, "download.datasets.mnist.mirrors.1:", "at least 1 character", "(got '')"
+    )
+
+
+def test_unknown_dataset_lists_the_known_ones() -> None:
     rejection(
         "download",
-        section("download", mirrors=["https://example.org/", ""]),
-        "download.mirrors.1:",
-        "at least 1 character",
-        "(got '')",
+        section("download", dataset="kmnist"),
+        "dataset='kmnist' is not one of the datasets listed",
+        "['fashion-mnist', 'mnist']",
     )
+
+
+def test_mirror_variable_follows_the_dataset() -> None:
+    assert parse_section("download", section("download"), DownloadParams).mirror_variable == (
+        "MNIST_MIRROR"
+    )
+    fashion = parse_section(
+        "download", section("download", dataset="fashion-mnist"), DownloadParams
+    )
+    assert fashion.mirror_variable == "FASHION_MNIST_MIRROR"
+    assert fashion.source.files["train-images-idx3-ubyte"].sha256.startswith("c59f468a")
 
 
 @pytest.mark.parametrize(
@@ -209,11 +231,11 @@ def test_empty_mirror_string_names_its_position() -> None:
 )
 def test_bad_sha256(digest: str) -> None:
     raw = section("download")
-    raw["files"]["train-images-idx3-ubyte"]["sha256"] = digest
+    raw["datasets"]["mnist"]["files"]["train-images-idx3-ubyte"]["sha256"] = digest
     rejection(
         "download",
         raw,
-        "download.files.train-images-idx3-ubyte.sha256",
+        "download.datasets.mnist.files.train-images-idx3-ubyte.sha256",
         "^[0-9a-f]{64}$",
         repr(digest),
     )
@@ -221,8 +243,13 @@ def test_bad_sha256(digest: str) -> None:
 
 def test_file_size_must_be_positive() -> None:
     raw = section("download")
-    raw["files"]["t10k-labels-idx1-ubyte"]["bytes"] = 0
-    rejection("download", raw, "download.files.t10k-labels-idx1-ubyte.bytes", "greater than 0")
+    raw["datasets"]["mnist"]["files"]["t10k-labels-idx1-ubyte"]["bytes"] = 0
+    rejection(
+        "download",
+        raw,
+        "download.datasets.mnist.files.t10k-labels-idx1-ubyte.bytes",
+        "greater than 0",
+    )
 
 
 # --- choices and cross-field rules --------------------------------------------------------------
@@ -263,8 +290,9 @@ def test_momentum_with_sgd_and_rmsprop_is_accepted(optimizer: str) -> None:
     ],
 )
 def test_download_files_must_name_exactly_the_four_raw_files(names: tuple[str, ...]) -> None:
-    pin = COMMITTED["download"]["files"]["train-images-idx3-ubyte"]
-    raw = section("download", files={name: dict(pin) for name in names})
+    pin = COMMITTED["download"]["datasets"]["mnist"]["files"]["train-images-idx3-ubyte"]
+    raw = section("download")
+    raw["datasets"]["mnist"]["files"] = {name: dict(pin) for name in names}
     rejection(
         "download", raw, "files must name exactly", str(list(RAW_FILE_NAMES)), str(sorted(names))
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import statistics
 import time
 from pathlib import Path
@@ -40,7 +41,8 @@ def main() -> None:
     def plain() -> str:
         seed_everything(params.seed)
         model = build_model(params)
-        compile_model(model, params)  # Keras defaults: one step per call
+        steps_per_epoch = math.ceil(len(train[0]) / params.batch_size)
+        compile_model(model, params, steps_per_epoch)  # Keras default: one step per call
         model.fit(
             *train,
             epochs=params.epochs,
