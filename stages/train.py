@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,8 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from digits.model import build_model, save_model, summarize_training, train_model
 
     model = build_model(params)
+    started = time.perf_counter()
     # Keras' progress bar on a terminal, one line per epoch in logs.
     history = train_model(model, params, train, validation, verbose=1 if sys.stdout.isatty() else 2)
+    seconds = time.perf_counter() - started  # printed only: no clock time goes into outputs
+    print(f"trained {len(history)} epochs in {seconds:.1f} s ({model.count_params():,} parameters)")
 
     save_model(model, args.model)
     with atomic_open(args.history) as f:

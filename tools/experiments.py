@@ -1,0 +1,130 @@
+"""The documented sweep: queue it as DVC experiments, then tabulate `dvc exp show` in the README.
+
+    python tools/experiments.py queue     # dvc exp run --queue -n <name> -S ... for each row
+    dvc queue start --jobs 1              # run them (one at a time: timings stay honest)
+    dvc queue status                      # until every experiment is Success
+    python tools/experiments.py table     # rewrite the README table from dvc exp show --json
+
+The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
+train stage's own log line "trained N epochs in S s", read back with `dvc queue logs <name>`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
+
+CNN = [
+    "train.model=cnn",
+    "train.conv_filters=[32,64]",
+    "train.hidden_units=[128]",
+    "train.dropout_rate=0.5",
+    "train.schedule=cosine",
+]
+# name -> (what it is, the -S values). The baseline forces a run so that it gets a timing too.
+EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
+    "notebook-mlp": ("the notebook's MLP (the defaults)", []),
+    "tuned-mlp": (
+        "wider MLP, cosine schedule",
+        [
+            "train.hidden_units=[512,256]",
+            "train.dropout_rate=0.3",
+            "train.schedule=cosine",
+            "train.epochs=30",
+        ],
+    ),
+    "cnn": ("CNN", [*CNN, "train.epochs=15"]),
+    "cnn-augmented": (
+        "CNN with shifts, rotations and zoom",
+        [*CNN, "train.augmentation.enabled=true", "train.epochs=20"],
+    ),
+    "fashion-mlp": ("Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]),
+    "fashion-cnn": (
+        "Fashion-MNIST, CNN",
+        ["download.dataset=fashion-mnist", *CNN, "train.epochs=15"],
+    ),
+}
+
+
+def command(name: str) -> list[str]:
+    settings = EXPERIMENTS[name][1]
+    return ["dvc", "exp", "run", "-n", name, *(["-f"] if not settings else [])] + [
+        part for setting in settings for part in ("-S", setting)
+    ]
+
+
+def queue() -> None:
+    for name in EXPERIMENTS:
+        subprocess.run([*command(name), "--queue"], cwd=ROOT, check=True)
+
+
+def training_log(name: str) -> tuple[int, float]:
+    """(epochs, seconds) from the train stage's log line in `dvc queue logs <name>`."""
+    logs = subprocess.run(
+        ["dvc", "queue", "logs", name], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    found = re.findall(r"trained (\d+) epochs in ([\d.]+) s", logs)
+    if not found:
+        raise SystemExit(f"no 'trained ... in ... s' line in `dvc queue logs {name}`")
+    epochs, seconds = found[-1]
+    return int(epochs), float(seconds)
+
+
+def experiments_by_name() -> dict[str, dict]:
+    shown = json.loads(
+        subprocess.run(
+            ["dvc", "exp", "show", "--json"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    found = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment.get("revs", []):
+                data = revision.get("data") or {}
+                if revision.get("name") in EXPERIMENTS and data.get("metrics"):
+                    found[revision["name"]] = data
+    return found
+
+
+def table() -> str:
+    found = experiments_by_name()
+    missing = [name for name in EXPERIMENTS if name not in found]
+    if missing:
+        raise SystemExit(f"not in `dvc exp show` (queue and run them first): {missing}")
+    rows = [
+        "| experiment | test accuracy | macro F1 | parameters | training time | reproduce with |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (description, _) in EXPERIMENTS.items():
+        metrics = found[name]["metrics"]
+        test = metrics["metrics/evaluate.json"]["data"]["test"]
+        train = metrics["metrics/train.json"]["data"]
+        epochs, seconds = training_log(name)
+        reproduce = " ".join(part for part in command(name) if part not in ("-n", name))
+        rows.append(
+            f"| {name}: {description} | {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
+            f"| {train['parameters']:,} | {seconds:.0f} s ({epochs} epochs) | `{reproduce}` |"
+        )
+    return "\n".join(rows)
+
+
+def write_table() -> None:
+    text = README.read_text(encoding="utf-8")
+    before, rest = text.split(START)
+    _, after = rest.split(END)
+    README.write_text(f"{before}{START}\n{table()}\n{END}{after}", encoding="utf-8")
+    print(f"rewrote the experiments table in {README}")
+
+
+if __name__ == "__main__":
+    actions = {"queue": queue, "table": write_table}
+    if len(sys.argv) != 2 or sys.argv[1] not in actions:
+        raise SystemExit(f"usage: {sys.argv[0]} {{{','.join(actions)}}}")
+    actions[sys.argv[1]]()
