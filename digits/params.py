@@ -34,7 +34,8 @@ class Section(BaseModel):
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 PositiveInt = Annotated[int, Field(gt=0)]
-Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+# Up to 2**30: the augmentation layers use seed + 1..3, which must stay within int32.
+Seed = Annotated[int, Field(ge=0, le=2**30)]
 
 
 class ExpectedFile(Section):

@@ -172,7 +172,7 @@ def test_integer_is_accepted_for_a_float() -> None:
         ("train", "dropout_rate", -0.1, "greater than or equal to 0"),
         ("train", "learning_rate", 0.0, "greater than 0"),
         ("train", "seed", -1, "greater than or equal to 0"),
-        ("train", "seed", 2**31, "less than or equal to 2147483647"),
+        ("train", "seed", 2**30 + 1, "less than or equal to 1073741824"),
         ("preprocess", "validation_fraction", 0, "greater than 0"),
         ("preprocess", "validation_fraction", 0.5, "less than 0.5"),
         ("explore", "sample_rows", 0, "greater than or equal to 1"),
@@ -391,3 +391,195 @@ def test_stage_with_missing_params_file_exits_1(stage_inputs: Path, capsys) -> N
         == f"error: cannot read params file {missing}: No such file or directory\n"
     )
     assert not out_dir.exists()
+
+
+# --- train: model type, layers, augmentation, schedule, early stopping --------------------------
+
+
+def augmentation(**changes: Any) -> dict[str, Any]:
+    """The committed train.augmentation with `changes` applied."""
+    return {**COMMITTED["train"]["augmentation"], **changes}
+
+
+def test_unknown_model_type_lists_the_allowed_ones() -> None:
+    rejection(
+        "train",
+        section("train", model="resnet"),
+        "train.model:",
+        "'mlp' or 'cnn'",
+        "(got 'resnet')",
+    )
+
+
+@pytest.mark.parametrize(("model", "key"), [("cnn", "conv_filters"), ("mlp", "hidden_units")])
+def test_model_without_its_layers_is_rejected(model: str, key: str) -> None:
+    message = rejection(
+        "train",
+        section("train", model=model, **{key: []}),
+        f"train: model={model!r} needs at least one entry in {key}",
+    )
+    assert len(message.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("model", "key"), [("cnn", "hidden_units"), ("mlp", "conv_filters"), ("mlp", "hidden_units")]
+)
+def test_layers_a_model_can_do_without_may_be_empty(model: str, key: str) -> None:
+    # cnn: convolutions straight into the softmax; mlp: conv_filters is not used.
+    raw = section("train", model=model, **{key: []})
+    if model == "mlp" and key == "hidden_units":
+        raw["hidden_units"] = [8]  # the one list an mlp needs
+    assert parse_section("train", raw, TrainParams).model == model
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("max_shift", -0.1, "greater than or equal to 0"),
+        ("max_shift", 0.6, "less than or equal to 0.5"),
+        ("max_rotation_degrees", -5, "greater than or equal to 0"),
+        ("max_rotation_degrees", 181, "less than or equal to 180"),
+        ("max_zoom", -0.1, "greater than or equal to 0"),
+        ("max_zoom", 1.0, "less than 1"),  # would zoom out to nothing
+    ],
+)
+def test_augmentation_amount_out_of_range(key: str, value: float, allowed: str) -> None:
+    rejection(
+        "train",
+        section("train", augmentation=augmentation(**{key: value})),
+        f"train.augmentation.{key}:",
+        allowed,
+        f"(got {value!r})",
+    )
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, None])
+def test_augmentation_enabled_must_be_a_boolean(value: object) -> None:
+    rejection(
+        "train",
+        section("train", augmentation=augmentation(enabled=value)),
+        "train.augmentation.enabled:",
+        "valid boolean",
+        f"(got {value!r})",
+    )
+
+
+def test_yes_in_the_params_file_is_not_a_boolean(tmp_path: Path) -> None:
+    # YAML 1.2, as DVC reads it: an unquoted yes is the string 'yes', not true.
+    text = yaml.safe_dump({"train": section("train")}, sort_keys=False)
+    text = text.replace("enabled: false", "enabled: yes")
+    assert "enabled: yes\n" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ParamsError, match=r"train\.augmentation\.enabled: .*\(got 'yes'\)"):
+        load_section(path, "train", TrainParams)
+
+
+def test_unknown_augmentation_key_lists_the_allowed_ones() -> None:
+    rejection(
+        "train",
+        section("train", augmentation=augmentation(flip=True)),
+        "train.augmentation.flip: unknown key",
+        "allowed keys: enabled, max_shift, max_rotation_degrees, max_zoom",
+    )
+
+
+def test_missing_augmentation_key() -> None:
+    raw = section("train", augmentation=augmentation())
+    del raw["augmentation"]["max_zoom"]
+    rejection("train", raw, "train.augmentation.max_zoom: missing key")
+
+
+def test_unknown_schedule_lists_the_allowed_ones() -> None:
+    rejection(
+        "train",
+        section("train", schedule="linear"),
+        "train.schedule:",
+        "'constant', 'cosine' or 'exponential'",
+        "(got 'linear')",
+    )
+
+
+def test_negative_early_stopping_patience() -> None:
+    rejection(
+        "train",
+        section("train", early_stopping_patience=-1),
+        "train.early_stopping_patience:",
+        "greater than or equal to 0",
+        "(got -1)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        ({"model": "resnet"}, ["train.model:", "(got 'resnet')"]),
+        ({"model": "cnn", "conv_filters": []}, ["train: model='cnn' needs at least one entry"]),
+        ({"schedule": "linear"}, ["train.schedule:", "(got 'linear')"]),
+        ({"augmentation": augmentation(enabled="yes")}, ["train.augmentation.enabled:", "'yes'"]),
+        ({"augmentation": augmentation(max_zoom=1.0)}, ["train.augmentation.max_zoom:", "1.0"]),
+        ({"early_stopping_patience": -1}, ["train.early_stopping_patience:", "(got -1)"]),
+    ],
+    ids=["model", "cnn-without-convolutions", "schedule", "enabled", "max_zoom", "patience"],
+)
+def test_train_stage_with_bad_params_exits_1_and_writes_no_model(
+    stage_inputs: Path, capsys, changes: dict, fragments: list[str]
+) -> None:
+    from stages import train as train_stage  # imports no TensorFlow until params are valid
+
+    params = write_params(stage_inputs, {"train": section("train", **changes)}, "bad.yaml")
+    out = stage_inputs / "out"
+    argv = [
+        str(stage_inputs / "processed"),
+        *("--params", str(params)),
+        *("--model", str(out / "model" / "model.keras")),
+        *("--history", str(out / "plots" / "history.csv")),
+        *("--curves", str(out / "plots" / "curves.png")),
+        *("--metrics", str(out / "metrics" / "train.json")),
+    ]
+
+    assert run(train_stage.main, argv) == 1
+
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: invalid params:"), captured.err
+    for fragment in fragments:
+        assert fragment in captured.err, captured.err
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_train_stage_refuses_bad_params_before_importing_tensorflow(stage_inputs: Path) -> None:
+    """In a fresh interpreter (this one may have TensorFlow loaded already by other tests)."""
+    import subprocess
+    import sys
+
+    params = write_params(stage_inputs, {"train": section("train", model="resnet")}, "bad.yaml")
+    out = stage_inputs / "out"
+    argv = [
+        str(stage_inputs / "processed"),
+        *("--params", str(params)),
+        *("--model", str(out / "model.keras")),
+        *("--history", str(out / "history.csv")),
+        *("--curves", str(out / "curves.png")),
+        *("--metrics", str(out / "train.json")),
+    ]
+    script = (
+        "import sys\n"
+        "from stages import train\n"
+        "from stages._cli import run\n"
+        "code = run(train.main, sys.argv[1:])\n"
+        "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.stdout == "1 False False\n", result.stderr
+    assert "train.model: Input should be 'mlp' or 'cnn' (got 'resnet')" in result.stderr
+    assert not out.exists()

@@ -1,0 +1,451 @@
+"""digits.model options: mlp and cnn networks, augmentation, learning-rate schedules and early
+stopping, each built from TrainParams and exercised on tiny synthetic data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from digits.determinism import seed_everything
+from digits.model import (
+    HISTORY_COLUMNS,
+    build_augmentation,
+    build_learning_rate,
+    build_model,
+    build_optimizer,
+    load_model,
+    predict_probabilities,
+    save_model,
+    train_model,
+)
+from digits.params import TrainParams, load_section
+
+PARAMS = Path(__file__).parents[1] / "params.yaml"
+COMMITTED = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))["train"]
+pytestmark = pytest.mark.filterwarnings(
+    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+
+# Small and quick: one Dense layer of 32, two thin convolution blocks, one epoch.
+TINY = {
+    **COMMITTED,
+    "hidden_units": [32],
+    "conv_filters": [4, 8],
+    "learning_rate": 0.01,
+    "epochs": 1,
+    "batch_size": 32,
+}
+AUGMENTED = {"enabled": True, "max_shift": 0.1, "max_rotation_degrees": 10, "max_zoom": 0.1}
+STILL = {"enabled": True, "max_shift": 0, "max_rotation_degrees": 0, "max_zoom": 0}
+
+
+def train_params(base: dict = TINY, **overrides: object) -> TrainParams:
+    return TrainParams(**{**base, **overrides})
+
+
+def augmentation_params(seed: int = 42, **amounts: float) -> TrainParams:
+    """Augmentation enabled with the given amounts (the others 0)."""
+    return train_params(seed=seed, augmentation={**STILL, **amounts})
+
+
+def fresh_model(params: TrainParams) -> keras.Model:
+    """A model built as stages.train builds it: in a clean session, after seeding."""
+    keras.backend.clear_session()
+    seed_everything(params.seed)
+    return build_model(params)
+
+
+def trained_model(
+    params: TrainParams, data: dict, validation: tuple | None = None
+) -> tuple[keras.Model, pd.DataFrame]:
+    if validation is None:
+        validation = data["validation"]
+    model = fresh_model(params)
+    history = train_model(model, params, data["train"], validation, verbose=0)
+    return model, history
+
+
+# --- architectures --------------------------------------------------------------------------------
+
+MODELS = {
+    "mlp": {"model": "mlp"},
+    "mlp-augmented": {"model": "mlp", "augmentation": AUGMENTED},
+    "cnn-batch-norm": {"model": "cnn", "batch_norm": True, "convs_per_block": 1},
+    "cnn": {"model": "cnn", "batch_norm": False, "convs_per_block": 1},
+    "cnn-2-convs-batch-norm": {"model": "cnn", "batch_norm": True, "convs_per_block": 2},
+    "cnn-2-convs": {"model": "cnn", "batch_norm": False, "convs_per_block": 2},
+    "cnn-augmented": {"model": "cnn", "augmentation": AUGMENTED},
+}
+
+
+def expected_layers(params: TrainParams) -> list[str]:
+    front = []
+    if params.model == "cnn" or params.augmentation.enabled:
+        front.append("Reshape")
+    if params.augmentation.enabled:
+        front.append("Sequential")
+    body = []
+    if params.model == "cnn":
+        conv = ["Conv2D", *(["BatchNormalization"] if params.batch_norm else []), "Activation"]
+        block = [*conv * params.convs_per_block, "MaxPooling2D"]
+        body = block * len(params.conv_filters)
+    head = ["Dense", "Dropout"] * len(params.hidden_units) + ["Dense"]
+    return [*front, *body, "Flatten", *head]
+
+
+def expected_parameters(params: TrainParams) -> int:
+    """Weights, biases and batch-norm statistics (4 per channel), counted by hand."""
+    total, size, channels = 0, 28, 1
+    if params.model == "cnn":
+        for filters in params.conv_filters:
+            for _ in range(params.convs_per_block):
+                total += 3 * 3 * channels * filters  # kernel
+                total += 4 * filters if params.batch_norm else filters  # norm or bias
+                channels = filters
+            size //= 2  # 2x2 max-pooling
+    inputs = size * size * channels
+    for units in [*params.hidden_units, 10]:
+        total += inputs * units + units
+        inputs = units
+    return total
+
+
+@pytest.mark.parametrize("options", MODELS.values(), ids=MODELS.keys())
+def test_build_model_follows_the_params(options: dict) -> None:
+    params = train_params(**options)
+
+    model = fresh_model(params)
+
+    assert [type(layer).__name__ for layer in model.layers] == expected_layers(params)
+    assert model.name == params.model
+    assert model.input_shape == (None, 28, 28)
+    assert model.output_shape == (None, 10)
+    assert model.count_params() == expected_parameters(params)
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    expected_filters = [f for f in params.conv_filters for _ in range(params.convs_per_block)]
+    assert [layer.filters for layer in convolutions] == (
+        expected_filters if params.model == "cnn" else []
+    )
+    assert all(layer.use_bias is not params.batch_norm for layer in convolutions)
+    assert all(layer.kernel_size == (3, 3) for layer in convolutions)
+
+
+@pytest.mark.parametrize("options", MODELS.values(), ids=MODELS.keys())
+def test_each_model_trains_saves_and_reloads(
+    options: dict, synthetic_data: dict, tmp_path: Path
+) -> None:
+    params = train_params(**options)
+    images, _ = synthetic_data["test"]
+
+    model, history = trained_model(params, synthetic_data)
+    save_model(model, tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")
+
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1]
+    assert np.isfinite(history[HISTORY_COLUMNS[1:]].to_numpy()).all()
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    expected = predict_probabilities(model, images)
+    assert np.isfinite(expected).all()
+    assert np.array_equal(predict_probabilities(loaded, images), expected)
+
+
+def test_committed_params_build_the_notebook_network() -> None:
+    params = load_section(PARAMS, "train", TrainParams)
+    assert params.model == "mlp"
+    assert not params.augmentation.enabled
+
+    model = fresh_model(params)
+
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Flatten",
+        *["Dense", "Dropout"] * 2,
+        "Dense",
+    ]
+    assert model.layers[0].output.shape == (None, 784)  # straight from (28, 28): no Reshape
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [128, 64, 10]
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert [layer.rate for layer in dropouts] == [params.dropout_rate] * 2
+    assert model.count_params() == 109_386
+
+
+def test_augmentation_acts_in_training_only(synthetic_data: dict) -> None:
+    """Same seed, same initial weights; only the augmentation amounts differ."""
+    initial, final = [], []
+    for amounts in ({}, AUGMENTED):
+        params = augmentation_params(**amounts)
+        model = fresh_model(params)
+        initial.append(model.get_weights())
+        train_model(model, params, synthetic_data["train"], synthetic_data["validation"], verbose=0)
+        final.append(model.get_weights())
+
+    assert all(np.array_equal(a, b) for a, b in zip(*initial, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(*final, strict=True))
+
+
+# --- augmentation ---------------------------------------------------------------------------------
+
+ROWS, COLUMNS = np.mgrid[0:28, 0:28].astype(np.float32)
+CENTRE = 13.5  # the centre of a 28-pixel axis, in pixel-index coordinates
+BATCH = 64
+
+
+def batch_of(image: np.ndarray) -> np.ndarray:
+    """(BATCH, 28, 28, 1) copies of one (28, 28) image."""
+    return np.repeat(image[None, :, :, None], BATCH, axis=0).astype(np.float32)
+
+
+def centred_blob() -> np.ndarray:
+    return np.exp(-((ROWS - CENTRE) ** 2 + (COLUMNS - CENTRE) ** 2) / (2 * 2.5**2))
+
+
+def horizontal_bar() -> np.ndarray:
+    bar = np.zeros((28, 28), np.float32)
+    bar[13:15, 4:24] = 1  # 2 px thick, 20 px long, centred
+    return bar
+
+
+def augment(params: TrainParams, images: np.ndarray, training: bool = True) -> np.ndarray:
+    """build_augmentation in a clean, seeded session, applied once: (N, 28, 28, 1) -> same."""
+    keras.backend.clear_session()
+    seed_everything(params.seed)
+    return np.asarray(build_augmentation(params)(images, training=training))
+
+
+def centres(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image centre of mass (row, column) of (N, 28, 28, 1) images."""
+    images = images[..., 0]
+    mass = images.sum(axis=(1, 2))
+    return (images * ROWS).sum(axis=(1, 2)) / mass, (images * COLUMNS).sum(axis=(1, 2)) / mass
+
+
+def orientations(images: np.ndarray) -> np.ndarray:
+    """Per-image angle (degrees) of the main axis, from the second moments."""
+    rows, columns = centres(images)
+    images = images[..., 0]
+    mass = images.sum(axis=(1, 2))
+    dr = ROWS[None] - rows[:, None, None]
+    dc = COLUMNS[None] - columns[:, None, None]
+    mu_rr = (images * dr * dr).sum(axis=(1, 2)) / mass
+    mu_cc = (images * dc * dc).sum(axis=(1, 2)) / mass
+    mu_rc = (images * dr * dc).sum(axis=(1, 2)) / mass
+    return np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_cc - mu_rr))
+
+
+@pytest.fixture(scope="module")
+def digit_batch(synthetic_data: dict) -> np.ndarray:
+    return synthetic_data["train"][0][:BATCH, :, :, None].copy()
+
+
+def test_augmentation_is_reproducible_from_the_seed(digit_batch: np.ndarray) -> None:
+    params = augmentation_params(**AUGMENTED)
+
+    first = augment(params, digit_batch)
+    again = augment(params, digit_batch)
+    other_seed = augment(augmentation_params(seed=43, **AUGMENTED), digit_batch)
+
+    assert first.shape == digit_batch.shape
+    assert not np.array_equal(first, digit_batch)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other_seed)
+
+
+def test_augmentation_draws_a_new_transform_per_image_and_per_call(
+    digit_batch: np.ndarray,
+) -> None:
+    same = np.repeat(digit_batch[:1], BATCH, axis=0)
+    keras.backend.clear_session()
+    layer = build_augmentation(augmentation_params(**AUGMENTED))
+
+    first = np.asarray(layer(same, training=True))
+    second = np.asarray(layer(same, training=True))
+
+    assert len({image.tobytes() for image in first}) == BATCH
+    assert not np.array_equal(first, second)
+
+
+def test_augmentation_with_zero_amounts_is_the_identity(digit_batch: np.ndarray) -> None:
+    result = augment(augmentation_params(), digit_batch)
+    np.testing.assert_allclose(result, digit_batch, rtol=0, atol=1e-6)
+
+
+def test_augmentation_outside_training_is_the_identity(digit_batch: np.ndarray) -> None:
+    result = augment(augmentation_params(**AUGMENTED), digit_batch, training=False)
+    assert np.array_equal(result, digit_batch)
+
+
+def test_shift_moves_the_centre_of_mass_by_at_most_max_shift() -> None:
+    images = batch_of(centred_blob())
+
+    rows, columns = centres(augment(augmentation_params(max_shift=0.1), images))
+
+    moved = np.maximum(np.abs(rows - CENTRE), np.abs(columns - CENTRE))
+    assert moved.max() <= 0.1 * 28 + 0.5, moved.max()
+    assert moved.max() > 0.5
+
+
+def test_zoom_scales_the_ink_within_max_zoom_about_the_centre() -> None:
+    blob = centred_blob()
+
+    zoomed = augment(augmentation_params(max_zoom=0.1), batch_of(blob))
+
+    ratio = zoomed.sum(axis=(1, 2, 3)) / blob.sum()  # area scales with zoom squared
+    assert ratio.min() >= 0.8, ratio.min()
+    assert ratio.max() <= 1.25, ratio.max()
+    assert ratio.min() < 0.95  # some zoomed out
+    assert ratio.max() > 1.05  # and some zoomed in
+    rows, columns = centres(zoomed)
+    assert np.abs(rows - CENTRE).max() <= 1
+    assert np.abs(columns - CENTRE).max() <= 1
+
+
+def test_rotation_turns_a_bar_by_at_most_max_rotation() -> None:
+    bar = horizontal_bar()
+    assert orientations(batch_of(bar)) == pytest.approx(0, abs=1e-6)
+
+    angles = orientations(augment(augmentation_params(max_rotation_degrees=10), batch_of(bar)))
+
+    assert np.abs(angles).max() <= 10 + 1, angles
+    assert np.abs(angles).max() > 1
+    assert angles.min() < -1  # both ways
+    assert angles.max() > 1
+
+
+# --- learning-rate schedules ----------------------------------------------------------------------
+
+STEPS_PER_EPOCH = 10
+
+
+def test_constant_learning_rate_is_the_float() -> None:
+    params = train_params(schedule="constant", learning_rate=0.02, epochs=5)
+
+    learning_rate = build_learning_rate(params, STEPS_PER_EPOCH)
+
+    assert type(learning_rate) is float
+    assert learning_rate == 0.02
+    assert float(build_optimizer(params, STEPS_PER_EPOCH).learning_rate) == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "schedule_class", "halfway", "end"),
+    [
+        ("cosine", keras.optimizers.schedules.CosineDecay, 0.5, 0.0),
+        ("exponential", keras.optimizers.schedules.ExponentialDecay, 0.1, 0.01),
+    ],
+)
+def test_decaying_schedule_runs_over_the_whole_training(
+    schedule: str, schedule_class: type, halfway: float, end: float
+) -> None:
+    params = train_params(schedule=schedule, learning_rate=0.02, epochs=5)
+    total = params.epochs * STEPS_PER_EPOCH
+
+    learning_rate = build_learning_rate(params, STEPS_PER_EPOCH)
+
+    assert isinstance(learning_rate, schedule_class)
+    values = np.array([float(learning_rate(step)) for step in range(total + 1)])
+    assert values[0] == pytest.approx(0.02, rel=1e-6)
+    assert values[total // 2] == pytest.approx(halfway * 0.02, rel=1e-5)
+    assert values[total] == pytest.approx(end * 0.02, rel=1e-5, abs=1e-9)
+    assert (np.diff(values) < 0).all()
+
+    optimizer = build_optimizer(params, STEPS_PER_EPOCH)
+
+    config = optimizer.get_config()["learning_rate"]
+    assert config["class_name"] == schedule_class.__name__
+    assert config["config"] == learning_rate.get_config()
+    assert float(optimizer.learning_rate) == pytest.approx(0.02, rel=1e-6)  # at step 0
+
+
+@pytest.mark.parametrize(("schedule", "end"), [("cosine", 0.0), ("exponential", 0.01)])
+def test_train_model_sizes_the_schedule_to_the_run(
+    schedule: str, end: float, synthetic_data: dict
+) -> None:
+    params = train_params(schedule=schedule, epochs=2)
+    images, _ = synthetic_data["train"]
+
+    model, history = trained_model(params, synthetic_data)
+
+    assert len(history) == 2
+    steps = 2 * math.ceil(len(images) / params.batch_size)
+    assert int(model.optimizer.iterations) == steps
+    # The schedule reached its end exactly when training did.
+    assert float(model.optimizer.learning_rate) == pytest.approx(end * 0.01, rel=1e-5, abs=1e-9)
+
+
+# --- early stopping -------------------------------------------------------------------------------
+
+# Adam at 0.003 on the synthetic digits, validated on labels of which every 4th is wrong: the
+# validation loss falls for an epoch or two, then rises as the model grows sure of the true
+# digits (measured: 1.66, 1.32, 1.37, 1.56, ...). Deterministic: same seed, same weights.
+OVERFITTING = {"learning_rate": 0.003, "epochs": 8}
+
+
+@pytest.fixture(scope="module")
+def noisy_validation(synthetic_data: dict) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = synthetic_data["validation"]
+    labels = labels.copy()
+    labels[::4] = np.roll(labels[::4], 1, axis=1)  # every 4th digit labelled as the next one
+    return images, labels
+
+
+def validation_loss(model: keras.Model, validation: tuple) -> float:
+    loss, _ = model.evaluate(*validation, batch_size=1024, verbose=0)
+    return loss
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights(
+    synthetic_data: dict, noisy_validation: tuple
+) -> None:
+    params = train_params(**OVERFITTING, early_stopping_patience=1)
+
+    model, history = trained_model(params, synthetic_data, noisy_validation)
+
+    assert len(history) < params.epochs
+    best = int(history["val_loss"].idxmin())
+    assert best == len(history) - 2  # one epoch of patience after the best
+    assert history["val_loss"].iloc[-1] > history["val_loss"].iloc[best]
+    assert validation_loss(model, noisy_validation) == pytest.approx(
+        history["val_loss"].min(), abs=1e-5
+    )
+    # The very weights of a run that ends at the best epoch.
+    reference, _ = trained_model(
+        train_params(**{**OVERFITTING, "epochs": best + 1}), synthetic_data, noisy_validation
+    )
+    for kept, expected in zip(model.get_weights(), reference.get_weights(), strict=True):
+        assert np.array_equal(kept, expected)
+
+
+def test_early_stopping_off_runs_every_epoch_and_keeps_the_last_weights(
+    synthetic_data: dict, noisy_validation: tuple
+) -> None:
+    params = train_params(**{**OVERFITTING, "epochs": 4}, early_stopping_patience=0)
+
+    model, history = trained_model(params, synthetic_data, noisy_validation)
+
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["val_loss"].iloc[-1] > history["val_loss"].min()  # it did get worse
+    assert validation_loss(model, noisy_validation) == pytest.approx(
+        history["val_loss"].iloc[-1], abs=1e-5
+    )
+
+
+def test_patience_longer_than_the_run_still_keeps_the_best_weights(
+    synthetic_data: dict, noisy_validation: tuple
+) -> None:
+    params = train_params(**{**OVERFITTING, "epochs": 4}, early_stopping_patience=10)
+
+    model, history = trained_model(params, synthetic_data, noisy_validation)
+
+    assert len(history) == 4
+    assert history["val_loss"].iloc[-1] > history["val_loss"].min()
+    assert validation_loss(model, noisy_validation) == pytest.approx(
+        history["val_loss"].min(), abs=1e-5
+    )
