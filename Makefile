@@ -3,6 +3,8 @@
 # make verify - rerun every stage from scratch; fail if dvc.lock, metrics/ or plots/ change
 # make plots  - write the HTML report of every plot to build/plots (works offline)
 # make bench  - time plain model.fit against the pipeline's training on the real data
+# make serve  - the drawing page on http://127.0.0.1:8000/ (needs the trained model: make repro)
+# make bench-serve - API latency with 1 and 4 clients, accuracy on drawn digits (needs the model)
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -12,7 +14,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test lint format verify plots bench lock clean
+.PHONY: setup repro test lint format verify plots bench serve bench-serve lock clean
 
 setup: $(STAMP) $(PLOTS_TEMPLATE)
 
@@ -54,6 +56,12 @@ plots: setup
 
 bench: setup
 	$(BIN)/python tools/bench_train.py
+
+serve: setup
+	$(BIN)/digits-serve
+
+bench-serve: setup
+	$(BIN)/python tools/bench_serve.py
 
 # Re-resolve the newest versions allowed by pyproject.toml into requirements.lock.
 lock:

@@ -47,3 +47,24 @@ def processed_dir(tmp_path: Path, synthetic_data: dict) -> Path:
     for split, (images, labels) in synthetic_data.items():
         np.savez(folder / f"{split}.npz", images=images, labels=labels)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(synthetic_data: dict):
+    """An MLP (784 -> 32 -> 10) that learns the synthetic blocks in a second. Built here, not
+    with digits.model.build_model: the serving tests are about any (N, 28, 28) -> (N, 10) model,
+    not about the training params. Imports Keras only when a test asks for it."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
+    model.fit(*synthetic_data["train"], epochs=5, batch_size=32, verbose=0)
+    return model

@@ -43,7 +43,16 @@ EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
     "cnn": ("CNN", [*CNN, "train.epochs=15"]),
     "cnn-augmented": (
         "CNN with shifts, rotations and zoom",
-        [*CNN, "train.augmentation.enabled=true", "train.epochs=20"],
+        [
+            "train.model=cnn",
+            "train.conv_filters=[32,64]",
+            "train.hidden_units=[256]",
+            "train.dropout_rate=0.25",
+            "train.schedule=cosine",
+            "train.learning_rate=0.002",
+            "train.augmentation.enabled=true",
+            "train.epochs=30",
+        ],
     ),
     "fashion-mlp": ("Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]),
     "fashion-cnn": (

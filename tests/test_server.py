@@ -1,0 +1,496 @@
+"""digits.server: the real server on 127.0.0.1 (port 0, in a thread) with a tiny model trained
+here: the page and its files, valid predictions from PNG, JPEG and JSON bodies, every kind of bad
+request answered with a JSON error and a 4xx status, and concurrent clients."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digits.cli import serve_main
+from digits.images import to_mnist
+from digits.model import save_model
+from digits.predict import Predictor, describe
+from digits.server import MAX_BODY_BYTES, MAX_CONNECTIONS, PredictionServer, make_server
+
+TIMEOUT_S = 10
+pytestmark = pytest.mark.filterwarnings(
+    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+CLIENTS = 8
+REQUESTS_PER_CLIENT = 25
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model) -> Predictor:
+    return Predictor(tiny_model)
+
+
+@contextlib.contextmanager
+def running(server: PredictionServer) -> Iterator[PredictionServer]:
+    """The server answering in a thread for the duration of the block."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def server(predictor: Predictor) -> Iterator[PredictionServer]:
+    with running(make_server(predictor.probabilities, "127.0.0.1", 0, log_requests=False)) as live:
+        yield live
+
+
+def request(
+    server: PredictionServer,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    host, port = server.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def predict(server: PredictionServer, body: bytes, content_type: str) -> tuple[int, dict]:
+    status, headers, data = request(
+        server, "POST", "/api/predict", body, {"Content-Type": content_type}
+    )
+    assert headers["Content-Type"] == "application/json"
+    return status, json.loads(data)
+
+
+def raw_exchange(server: PredictionServer, data: bytes, close_write: bool = False) -> bytes:
+    """Send bytes as they are (headers http.client would fix); read until the server closes."""
+    with socket.create_connection(server.server_address[:2], timeout=TIMEOUT_S) as connection:
+        connection.sendall(data)
+        if close_write:
+            connection.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_raw(response: bytes) -> tuple[int, dict]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"Content-Type: application/json" in head
+    return status, json.loads(body)
+
+
+def drawing(fmt: str = "PNG", size: tuple[int, int] = (280, 280)) -> bytes:
+    """A digit drawn like the page does: dark strokes on white."""
+    image = Image.new("RGBA", size, (255, 255, 255, 255))
+    ImageDraw.Draw(image).line(
+        [(90, 60), (190, 60), (120, 220)], fill=(31, 41, 51, 255), width=22, joint="curve"
+    )
+    if fmt == "JPEG":
+        image = image.convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def pixels(image: np.ndarray) -> bytes:
+    return json.dumps({"pixels": image.tolist()}).encode()
+
+
+def assert_prediction(answer: dict) -> None:
+    assert set(answer) == {"digit", "probability", "probabilities", "top3"}
+    assert answer["digit"] in range(10)
+    assert len(answer["probabilities"]) == 10
+    assert sum(answer["probabilities"]) == pytest.approx(1, abs=1e-4)
+    assert answer["probability"] == max(answer["probabilities"])
+    assert next(entry["digit"] for entry in answer["top3"]) == answer["digit"]
+    assert len(answer["top3"]) == 3
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def test_the_page_and_its_files_are_served(server: PredictionServer) -> None:
+    status, headers, body = request(server, "GET", "/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert b'<canvas id="pad" width="280" height="280"' in body
+    assert body.count(b'class="bar"') == 10
+    assert b"http" not in body.replace(b"http-equiv", b""), "no CDN or external link"
+
+    for path, content_type in (("/draw.js", "text/javascript"), ("/style.css", "text/css")):
+        status, headers, body = request(server, "GET", path)
+        assert status == 200
+        assert headers["Content-Type"].startswith(content_type)
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert len(body) > 1000
+
+    status, headers, body = request(server, "HEAD", "/")
+    assert status == 200
+    assert body == b""
+    assert int(headers["Content-Length"]) > 1000
+
+
+# --- valid requests ---------------------------------------------------------------------------
+
+
+def test_a_png_from_the_canvas_is_predicted(server: PredictionServer, predictor: Predictor):
+    body = drawing("PNG")
+
+    status, answer = predict(server, body, "image/png")
+
+    assert status == 200
+    assert_prediction(answer)
+    expected = predictor.probabilities(to_mnist(Image.open(io.BytesIO(body)))[np.newaxis])[0]
+    assert answer == describe(expected)
+
+
+def test_a_jpeg_is_predicted(server: PredictionServer) -> None:
+    status, answer = predict(server, drawing("JPEG", size=(600, 800)), "image/jpeg")
+
+    assert status == 200
+    assert_prediction(answer)
+
+
+def test_json_pixels_are_used_as_they_are(
+    server: PredictionServer, predictor: Predictor, synthetic_data: dict
+) -> None:
+    """The tiny model reads the synthetic blocks: rows and columns reach it the right way."""
+    images, labels = synthetic_data["test"]
+    expected = predictor.probabilities(images[:10])
+    for image, _label, probabilities in zip(images[:10], labels[:10], expected, strict=True):
+        status, answer = predict(server, pixels(image), "application/json; charset=utf-8")
+        assert status == 200
+        assert answer == describe(probabilities)
+    right = [
+        predict(server, pixels(image), "application/json")[1]["digit"] == label.argmax()
+        for image, label in zip(images[:30], labels[:30], strict=True)
+    ]
+    assert np.mean(right) >= 0.8
+
+
+def test_integers_zero_and_one_are_valid_pixels(server: PredictionServer) -> None:
+    grid = [[0] * 28 for _ in range(28)]
+    grid[10][10] = 1
+    status, answer = predict(server, json.dumps({"pixels": grid}).encode(), "application/json")
+    assert status == 200
+    assert_prediction(answer)
+
+
+def test_one_connection_serves_many_requests(server: PredictionServer) -> None:
+    """Keep-alive, as the page uses it; an error with a read body keeps the connection."""
+    host, port = server.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+    try:
+        for body, content_type, expected in [
+            (drawing(), "image/png", 200),
+            (b"{", "application/json", 400),
+            (drawing(), "image/png", 200),
+        ]:
+            connection.request(
+                "POST", "/api/predict", body=body, headers={"Content-Type": content_type}
+            )
+            response = connection.getresponse()
+            response.read()
+            assert response.status == expected
+    finally:
+        connection.close()
+
+
+# --- bad requests -----------------------------------------------------------------------------
+
+ROW = [0.0] * 28
+GRID = [ROW] * 28
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"{not json", "application/json", "invalid JSON"),
+        (b"\xff\xfe", "application/json", "invalid JSON"),
+        (b"[1, 2]", "application/json", 'expected an object {"pixels"'),
+        (json.dumps({"pixels": GRID, "x": 1}).encode(), "application/json", "['pixels', 'x']"),
+        (json.dumps({"image": GRID}).encode(), "application/json", "['image']"),
+        (json.dumps({"pixels": GRID[:27]}).encode(), "application/json", "28 rows of 28"),
+        (json.dumps({"pixels": [ROW[:27]] * 28}).encode(), "application/json", "row 0"),
+        (
+            json.dumps({"pixels": [*GRID[:5], [1.5] * 28, *GRID[6:]]}).encode(),
+            "application/json",
+            "row 5: 1.5 is not",
+        ),
+        (json.dumps({"pixels": [[-0.1] * 28] * 28}).encode(), "application/json", "-0.1 is not"),
+        (json.dumps({"pixels": [[True] * 28] * 28}).encode(), "application/json", "True is not"),
+        (json.dumps({"pixels": [["0.5"] * 28] * 28}).encode(), "application/json", "'0.5' is not"),
+        (b'{"pixels": [[NaN]]}', "application/json", "NaN is not a number JSON allows"),
+        (b'{"pixels": [[Infinity]]}', "application/json", "Infinity is not a number"),
+        (b"GIF89a not really", "image/png", "not a PNG or JPEG image"),
+        (drawing()[:100], "image/png", "damaged PNG image"),
+        (b"", "image/png", "empty file"),
+        (b"", "image/jpeg", "empty file"),
+    ],
+    ids=[
+        "syntax",
+        "not-utf8",
+        "not-an-object",
+        "extra-key",
+        "wrong-key",
+        "27-rows",
+        "short-row",
+        "too-bright",
+        "negative",
+        "boolean",
+        "string",
+        "nan",
+        "infinity",
+        "not-an-image",
+        "truncated-png",
+        "empty-png",
+        "empty-jpeg",
+    ],
+)
+def test_a_bad_body_is_400_with_a_json_error(
+    server: PredictionServer, body: bytes, content_type: str, message: str
+) -> None:
+    status, answer = predict(server, body, content_type)
+
+    assert status == 400
+    assert set(answer) == {"error"}
+    assert message in answer["error"]
+
+
+def test_a_blank_drawing_is_400(server: PredictionServer) -> None:
+    blank = io.BytesIO()
+    Image.new("RGBA", (280, 280), (255, 255, 255, 255)).save(blank, format="PNG")
+
+    status, answer = predict(server, blank.getvalue(), "image/png")
+
+    assert status == 400
+    assert "blank image" in answer["error"]
+
+
+def test_an_image_over_the_pixel_limit_is_400(server: PredictionServer) -> None:
+    wide = io.BytesIO()
+    Image.new("1", (5000, 10), 1).save(wide, format="PNG")
+
+    status, answer = predict(server, wide.getvalue(), "image/png")
+
+    assert status == 400
+    assert "5000x10 pixels is over the limit of 4096x4096" in answer["error"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status", "message"),
+    [
+        ("text/plain", 415, "Content-Type text/plain is not accepted"),
+        ("image/gif", 415, "use image/png, image/jpeg or application/json"),
+        (None, 415, "Content-Type is required"),
+    ],
+)
+def test_other_content_types_are_415(
+    server: PredictionServer, content_type: str | None, status: int, message: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    got, _, body = request(server, "POST", "/api/predict", drawing(), headers)
+    assert got == status
+    assert message in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/api/predict", 405, "POST"),
+        ("PUT", "/api/predict", 405, "POST"),
+        ("DELETE", "/api/predict", 405, "POST"),
+        ("POST", "/", 405, "GET, HEAD"),
+        ("GET", "/nothing-here", 404, None),
+        ("POST", "/api/other", 404, None),
+        ("GET", "/../digits/server.py", 404, None),
+        ("GET", "/web/index.html", 404, None),
+    ],
+)
+def test_wrong_paths_and_methods_are_404_and_405(
+    server: PredictionServer, method: str, path: str, status: int, allow: str | None
+) -> None:
+    got, headers, body = request(server, method, path, b"", {"Content-Type": "image/png"})
+
+    assert got == status
+    assert headers["Allow"] == allow
+    assert set(json.loads(body)) == {"error"}
+
+
+def test_a_body_over_the_limit_is_refused_from_its_content_length(server) -> None:
+    """413 before reading: the client announced MAX_BODY_BYTES + 1 and sent nothing yet."""
+    response = raw_exchange(
+        server,
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"Content-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1),
+    )
+
+    status, answer = parse_raw(response)
+    assert status == 413
+    assert f"the limit is {MAX_BODY_BYTES:,}" in answer["error"]
+    assert b"Connection: close" in response
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "message"),
+    [
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\r\n",
+            411,
+            "Content-Length is required",
+        ),
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            411,
+            "chunked",
+        ),
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: -5\r\n\r\n",
+            400,
+            "invalid Content-Length '-5'",
+        ),
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 100\r\n\r\nonly twenty bytes...",
+            400,
+            "ended after 20 of 100 bytes",
+        ),
+        (b"NONSENSE\r\n\r\n", 400, "Bad request syntax"),
+        (b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", 501, "Unsupported method"),
+    ],
+    ids=["no-length", "chunked", "negative-length", "short-body", "garbage", "unknown-method"],
+)
+def test_malformed_requests_get_json_errors(
+    server: PredictionServer, request_bytes: bytes, status: int, message: str
+) -> None:
+    got, answer = parse_raw(raw_exchange(server, request_bytes, close_write=True))
+
+    assert got == status
+    assert message in answer["error"]
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+def test_concurrent_clients_all_get_their_answers(server: PredictionServer) -> None:
+    png = drawing()
+    grid = pixels(np.zeros((28, 28), np.float32))
+    expected = {
+        "png": predict(server, png, "image/png")[1],
+        "json": predict(server, grid, "application/json")[1],
+    }
+    results: list[tuple[str, int, dict]] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        host, port = server.server_address[:2]
+        connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+        try:
+            for index in range(REQUESTS_PER_CLIENT):
+                kind = "png" if (number + index) % 2 else "json"
+                body, content_type = (
+                    (png, "image/png") if kind == "png" else (grid, "application/json")
+                )
+                connection.request("POST", "/api/predict", body, {"Content-Type": content_type})
+                response = connection.getresponse()
+                answer = json.loads(response.read())
+                with lock:
+                    results.append((kind, response.status, answer))
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    elapsed = time.monotonic() - started
+
+    assert not any(thread.is_alive() for thread in threads), "a client hung"
+    assert not failures, failures
+    assert len(results) == CLIENTS * REQUESTS_PER_CLIENT
+    assert all(status == 200 for _, status, _ in results)
+    assert all(answer == expected[kind] for kind, _, answer in results)
+    assert elapsed < 30, f"{len(results)} requests took {elapsed:.1f} s"
+
+
+def test_connections_beyond_the_limit_get_503() -> None:
+    """Idle connections hold a thread each; past MAX_CONNECTIONS the server answers 503 at once
+    and keeps serving the others."""
+
+    def fake_predict(images: np.ndarray) -> np.ndarray:
+        return np.full((len(images), 10), 0.1, np.float32)
+
+    with running(make_server(fake_predict, "127.0.0.1", 0, log_requests=False)) as server:
+        idle = [
+            socket.create_connection(server.server_address[:2], timeout=TIMEOUT_S)
+            for _ in range(MAX_CONNECTIONS)
+        ]
+        try:
+            status, answer = parse_raw(raw_exchange(server, b""))
+            assert status == 503
+            assert "too many connections" in answer["error"]
+            idle.pop().close()  # one slot frees up
+            deadline = time.monotonic() + TIMEOUT_S
+            while time.monotonic() < deadline:
+                got, _, _ = request(server, "GET", "/")
+                if got == 200:
+                    break
+            assert got == 200
+        except http.client.RemoteDisconnected:
+            pytest.fail("the server dropped the connection instead of answering")
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def test_serve_reports_a_missing_model_and_a_busy_port(
+    predictor: Predictor, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert serve_main(["--model", str(tmp_path / "none.keras"), "--port", "0"]) == 1
+    assert "none.keras does not exist: run `dvc repro train` first" in capsys.readouterr().err
+
+    model_path = tmp_path / "model.keras"
+    save_model(predictor.model, model_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_main(["--model", str(model_path), "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as usage:
+        serve_main(["--port", "70000"])
+    assert usage.value.code == 2

@@ -1,0 +1,355 @@
+"""Latency of the drawing page's API under concurrent clients, and accuracy on drawn digits.
+
+    make bench-serve                # or: python tools/bench_serve.py [--requests 500]
+Needs a trained model (data/model/model.keras: `dvc repro train`). Starts `digits-serve` on
+127.0.0.1 in a separate process, then for each payload and each client count, every client (a
+thread with its own keep-alive connection, like a browser tab) sends --requests requests back
+to back after a short warm-up. Payloads:
+
+  json 28x28   {"pixels": ...}: an MNIST-ready image; measures HTTP + JSON + the model
+  png 280x280  a canvas-like drawing (dark strokes on white, RGBA PNG as canvas.toBlob makes
+               it); adds PNG decoding and the MNIST preprocessing
+
+Prints p50 / p95 / p99 / max latency in ms and requests per second, and exits 1 if a p95 is
+over its target with 4 clients (10 ms for json 28x28, 25 ms for png 280x280). Then sends
+hand-drawn-like digits (stroke templates with random size, position, slant, stroke width and
+polarity) and printed digits (the system's TrueType fonts) and prints the accuracy, with and
+without the MNIST preprocessing (without: the picture only shrunk to 28x28 and inverted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import io
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from digits.images import to_mnist
+
+TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
+TARGET_CLIENTS = 4
+CANVAS = 280
+CANVAS_LINE_WIDTH = 22  # as in digits/web/draw.js
+FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
+
+
+def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, count: int = 24):
+    """Points on an ellipse from angle `start` to `end` in degrees (0 = right, 90 = down)."""
+    return [
+        (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+        for a in np.linspace(start, end, count)
+    ]
+
+
+# How people draw each digit: strokes of (x, y) points in a unit box, y down.
+STROKES = {
+    0: [arc(0.5, 0.5, 0.38, 0.5, -90, 270, 40)],
+    1: [[(0.35, 0.15), (0.55, 0.0), (0.55, 1.0)]],
+    2: [[*arc(0.5, 0.28, 0.38, 0.28, 190, 380, 20), (0.1, 1.0), (0.92, 1.0)]],
+    3: [arc(0.48, 0.25, 0.36, 0.25, 200, 450, 20) + arc(0.48, 0.74, 0.42, 0.26, -90, 160, 20)],
+    4: [[(0.65, 1.0), (0.65, 0.0), (0.05, 0.68), (0.95, 0.68)]],
+    5: [[(0.88, 0.0), (0.22, 0.0), (0.16, 0.44), *arc(0.5, 0.68, 0.4, 0.32, 230, 500, 24)]],
+    6: [[(0.78, 0.02), *arc(0.5, 0.7, 0.36, 0.3, 180, 540, 30)]],
+    7: [[(0.08, 0.0), (0.92, 0.0), (0.38, 1.0)]],
+    8: [arc(0.5, 0.24, 0.3, 0.24, 90, 450, 24), arc(0.5, 0.73, 0.38, 0.27, -90, 270, 28)],
+    9: [arc(0.52, 0.28, 0.34, 0.28, 0, 360, 28), [(0.86, 0.28), (0.8, 1.0)]],
+}
+
+
+def draw_digit(
+    digit: int,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (CANVAS, CANVAS),
+    height: float = 0.7 * CANVAS,
+    line_width: float = CANVAS_LINE_WIDTH,
+    centre: tuple[float, float] | None = None,
+    ink: int = 31,
+    paper: int = 255,
+) -> Image.Image:
+    """A jittered drawing of `digit`, `height` px tall: random slant, tilt, width, wobble."""
+    tilt = math.radians(rng.uniform(-10, 10))
+    slant = rng.uniform(-0.25, 0.1)
+    aspect = rng.uniform(0.55, 0.75)
+    cx, cy = centre if centre is not None else (size[0] / 2, size[1] / 2)
+    image = Image.new("L", size, paper)
+    draw = ImageDraw.Draw(image)
+    width = max(1, round(line_width))
+    for stroke in STROKES[digit]:
+        points = []
+        for x, y in stroke:
+            x, y = (x - 0.5) * aspect + slant * (y - 0.5), y - 0.5
+            x, y = x * math.cos(tilt) - y * math.sin(tilt), x * math.sin(tilt) + y * math.cos(tilt)
+            wobble = rng.normal(0, 0.01, 2)
+            points.append((cx + (x + wobble[0]) * height, cy + (y + wobble[1]) * height))
+        draw.line(points, fill=ink, width=width, joint="curve")
+        for px, py in (points[0], points[-1]):  # round caps, like the canvas
+            draw.ellipse((px - width / 2, py - width / 2, px + width / 2, py + width / 2), ink)
+    return image
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def canvas_png(digit: int, rng: np.random.Generator) -> bytes:
+    """What the page sends: an opaque RGBA 280x280 PNG of a digit drawn at a random place."""
+    height = rng.uniform(0.45, 0.85) * CANVAS
+    margin = min(height / 2 + CANVAS_LINE_WIDTH / 2, CANVAS / 2)
+    centre = (
+        rng.uniform(margin * 0.7, CANVAS - margin * 0.7),
+        rng.uniform(margin, CANVAS - margin),
+    )
+    image = draw_digit(digit, rng, height=height, centre=centre)
+    return png_bytes(image.convert("RGBA"))
+
+
+def pixels_json(image: np.ndarray) -> bytes:
+    """(28, 28) float in [0, 1] -> the API's JSON body (3 decimals, as a client would send)."""
+    return json.dumps({"pixels": np.round(image, 3).tolist()}).encode()
+
+
+class Client:
+    """One keep-alive connection to the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.connection = http.client.HTTPConnection(host, port, timeout=30)
+
+    def predict(self, body: bytes, content_type: str) -> dict:
+        self.connection.request(
+            "POST", "/api/predict", body=body, headers={"Content-Type": content_type}
+        )
+        response = self.connection.getresponse()
+        answer = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {answer}")
+        return answer
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@contextlib.contextmanager
+def serving(model: Path) -> Iterator[tuple[str, int]]:
+    """`digits-serve --port 0 --quiet` in its own process, for the duration of the block."""
+    code = "import sys; from digits.cli import serve_main; sys.exit(serve_main())"
+    with tempfile.TemporaryFile("w+") as log:  # TensorFlow's banners; shown if the start fails
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, "--model", str(model), "--port", "0", "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            line = process.stdout.readline()  # "Serving the drawing page on http://HOST:PORT/ .."
+            if "http://" not in line:
+                log.seek(0)
+                raise SystemExit(f"the server did not start:\n{log.read()}")
+            host, port = line.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+            yield host, int(port)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def measure(
+    host: str, port: int, bodies: list[bytes], content_type: str, clients: int, requests: int
+) -> tuple[list[float], float]:
+    """Latencies in ms of clients x requests requests, and the wall time in seconds."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    failures: list[BaseException] = []
+    start_line = threading.Barrier(clients + 1)
+
+    def work(number: int) -> None:
+        client = Client(host, port)
+        try:
+            for index in range(20):  # warm-up: connection, server thread, caches
+                client.predict(bodies[(number + index) % len(bodies)], content_type)
+            start_line.wait()
+            for index in range(requests):
+                body = bodies[(number * requests + index) % len(bodies)]
+                started = time.perf_counter()
+                client.predict(body, content_type)
+                latencies[number].append((time.perf_counter() - started) * 1000)
+        except BaseException as error:
+            failures.append(error)
+            start_line.abort()
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"a client failed: {failures[0]!r}")
+    return [value for values in latencies for value in values], wall
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    return float(np.percentile(values, fraction * 100))
+
+
+def accuracy(
+    client: Client, cases: list[tuple[int, Image.Image]], send: Callable[[Image.Image], tuple]
+) -> tuple[float, list[float]]:
+    """Share of `cases` read correctly, overall and per digit."""
+    right = np.zeros(10)
+    total = np.zeros(10)
+    for digit, image in cases:
+        answer = client.predict(*send(image))
+        right[digit] += answer["digit"] == digit
+        total[digit] += 1
+    per_digit = [float(r / t) if t else math.nan for r, t in zip(right, total, strict=True)]
+    return float(right.sum() / total.sum()), per_digit
+
+
+def drawn_cases(rng: np.random.Generator, per_digit: int) -> dict[str, list]:
+    """Hand-drawn-like digits in the situations the preprocessing has to handle."""
+    cases: dict[str, list] = {"canvas (as the page draws)": [], "paper scan 600x800": []}
+    cases["light ink on dark"] = []
+    for digit in range(10):
+        for _ in range(per_digit):
+            cases["canvas (as the page draws)"].append(
+                (digit, Image.open(io.BytesIO(canvas_png(digit, rng))))
+            )
+            height = rng.uniform(120, 500)
+            scan = draw_digit(
+                digit,
+                rng,
+                size=(600, 800),
+                height=height,
+                line_width=height * rng.uniform(0.02, 0.1),
+                centre=(rng.uniform(200, 400), rng.uniform(280, 520)),
+                ink=int(rng.uniform(20, 90)),
+                paper=int(rng.uniform(200, 250)),
+            )
+            noisy = np.asarray(scan, np.float32) + rng.normal(0, 6, (800, 600))
+            jpeg = io.BytesIO()
+            Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(jpeg, "JPEG", quality=70)
+            cases["paper scan 600x800"].append((digit, Image.open(jpeg)))
+            cases["light ink on dark"].append(
+                (
+                    digit,
+                    draw_digit(
+                        digit, rng, height=rng.uniform(0.4, 0.8) * CANVAS, ink=235, paper=20
+                    ),
+                )
+            )
+    fonts = sorted(
+        path
+        for folder in FONT_FOLDERS
+        for path in Path(folder).glob("*.ttf")
+        if "Math" not in path.name
+    )
+    cases[f"printed ({len(fonts)} fonts)"] = []
+    for font_path in fonts:
+        font = ImageFont.truetype(str(font_path), 200)
+        for digit in range(10):
+            image = Image.new("L", (300, 400), 255)
+            ImageDraw.Draw(image).text((150, 200), str(digit), fill=0, font=font, anchor="mm")
+            cases[f"printed ({len(fonts)} fonts)"].append((digit, image))
+    return cases
+
+
+def main() -> int:
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("--model", type=Path, default=Path("data/model/model.keras"))
+    arguments.add_argument("--requests", type=int, default=500, help="per client and payload")
+    arguments.add_argument("--per-digit", type=int, default=30, help="drawn digits per class")
+    args = arguments.parse_args()
+    if not args.model.is_file():
+        raise SystemExit(f"{args.model} does not exist: run `dvc repro train` first")
+
+    rng = np.random.default_rng(0)
+    drawings = [canvas_png(digit, rng) for digit in range(10) for _ in range(5)]
+    payloads = {
+        "json 28x28": (
+            [pixels_json(to_mnist(Image.open(io.BytesIO(png)))) for png in drawings],
+            "application/json",
+        ),
+        "png 280x280": (drawings, "image/png"),
+    }
+    with serving(args.model) as (host, port):
+        print(f"server: digits-serve on {host}:{port}, model {args.model}; keep-alive clients\n")
+        missed = latency_report(host, port, payloads, args.requests)
+        print("\naccuracy of the real model, through the API (MNIST preprocessing / naive resize)")
+        accuracy_report(host, port, drawn_cases(rng, args.per_digit))
+
+    for line in missed:
+        print(f"target missed: {line}")
+    if not missed:
+        print(
+            f"\ntargets met with {TARGET_CLIENTS} clients: "
+            + ", ".join(f"{name} p95 <= {ms:.0f} ms" for name, ms in TARGETS_MS.items())
+        )
+    return 1 if missed else 0
+
+
+def latency_report(host: str, port: int, payloads: dict, requests: int) -> list[str]:
+    """Print one line per payload and client count; return the targets missed."""
+    sizes = {name: statistics.mean(map(len, bodies)) for name, (bodies, _) in payloads.items()}
+    print(
+        f"{'payload':12s} {'body':>8s} {'clients':>7s} {'requests':>8s} "
+        f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'req/s':>7s}"
+    )
+    missed = []
+    for name, (bodies, content_type) in payloads.items():
+        for clients in (1, TARGET_CLIENTS):
+            latencies, wall = measure(host, port, bodies, content_type, clients, requests)
+            p95 = percentile(latencies, 0.95)
+            print(
+                f"{name:12s} {sizes[name]:7.0f}B {clients:7d} {len(latencies):8d} "
+                f"{percentile(latencies, 0.5):7.2f} {p95:7.2f} "
+                f"{percentile(latencies, 0.99):7.2f} {max(latencies):7.2f} "
+                f"{len(latencies) / wall:7.0f}"
+            )
+            if clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
+                missed.append(f"{name}: p95 {p95:.1f} ms > {TARGETS_MS[name]:.0f} ms")
+    return missed
+
+
+def accuracy_report(host: str, port: int, cases_by_kind: dict[str, list]) -> None:
+    """Per kind of picture: accuracy with the server's preprocessing and with a naive resize."""
+
+    def preprocessed(image: Image.Image) -> tuple[bytes, str]:
+        return png_bytes(image), "image/png"
+
+    def naive(image: Image.Image) -> tuple[bytes, str]:
+        small = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BOX))
+        grey = small.astype(np.float32) / 255
+        return pixels_json(1 - grey if np.median(grey) > 0.5 else grey), "application/json"
+
+    client = Client(host, port)
+    try:
+        for name, cases in cases_by_kind.items():
+            score, per_digit = accuracy(client, cases, preprocessed)
+            naive_score, _ = accuracy(client, cases, naive)
+            digits = " ".join(f"{d}:{p:.0%}" for d, p in enumerate(per_digit))
+            print(
+                f"  {name:28s} {len(cases):4d} images {score:7.1%} / {naive_score:6.1%}   {digits}"
+            )
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
