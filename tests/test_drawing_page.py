@@ -21,19 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import launched_chromium
 
 from digits.model import save_model
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 TIMEOUT_MS = 15_000
 PHONE = {"width": 390, "height": 844}
 # A 7 with a crossbar, in canvas fractions (x right, y down): what the mouse and finger draw.
@@ -45,18 +36,6 @@ pytestmark = [
         "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
     ),
 ]
-
-
-def require_prerequisites() -> None:
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`)",
-            pytrace=False,
-        )
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.fail("playwright is missing: `pip install -e .[dev]`", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -218,17 +197,8 @@ def assert_empty(result: dict) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    require_prerequisites()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        yield browser
 
 
 def test_mouse_strokes_bring_a_prediction_while_drawing_and_clear_resets(

@@ -33,11 +33,10 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from chromium import launched_chromium
 
 PROJECT = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's here; GitHub's runner images have one there too
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 # What the copy needs to run the pipeline and `make verify`.
 COPIED = (
@@ -415,11 +414,6 @@ def hex_rgb(colour: str) -> list[int]:
 def test_plots_diff_main_renders_both_revisions(
     project: Project, slower_learning: Repro, tmp_path: Path
 ):
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install chromium (apt-get install chromium)", pytrace=False
-        )
-    from playwright.sync_api import sync_playwright
 
     report = tmp_path / "plots-diff"
     with project.on_branch("slower-learning"):
@@ -452,30 +446,22 @@ def test_plots_diff_main_renders_both_revisions(
             blocked.append(request.url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    with launched_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: errors.append(message.text) if message.type == "error" else None,
         )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on(
-                "console",
-                lambda message: errors.append(message.text) if message.type == "error" else None,
-            )
-            page.route("**/*", offline)
-            page.goto((report / "index.html").as_uri(), wait_until="load")
-            deadline = time.monotonic() + 30
-            while True:  # vega-embed draws asynchronously
-                found = page.evaluate(
-                    INSPECT_REPORT_JS, {"colours": colours, "vegaIds": list(specs)}
-                )
-                if all(plot["drawn"] for plot in found["vega"]) or time.monotonic() > deadline:
-                    break
-                page.wait_for_timeout(200)
-            page.screenshot(path=tmp_path / "plots-diff.png", full_page=True)
-        finally:
-            browser.close()
+        page.route("**/*", offline)
+        page.goto((report / "index.html").as_uri(), wait_until="load")
+        deadline = time.monotonic() + 30
+        while True:  # vega-embed draws asynchronously
+            found = page.evaluate(INSPECT_REPORT_JS, {"colours": colours, "vegaIds": list(specs)})
+            if all(plot["drawn"] for plot in found["vega"]) or time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(200)
+        page.screenshot(path=tmp_path / "plots-diff.png", full_page=True)
 
     assert not errors, errors
     assert not blocked, f"the report tried to reach the network: {blocked}"

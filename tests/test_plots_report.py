@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chromium import launched_chromium, require_chromium
 
 PROJECT = Path(__file__).parents[1]
 TOOLS = PROJECT / "tools"
@@ -30,16 +31,6 @@ LIBRARY_FILES = (
     TOOLS / "node_modules/vega-lite/build/vega-lite.min.js",
     TOOLS / "node_modules/vega-embed/build/vega-embed.min.js",
 )
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 DVC = Path(sys.executable).parent / "dvc"
 
 # What dvc_render treats as an image plot; every other declared file is a vega (data) plot.
@@ -102,19 +93,11 @@ def require_prerequisites():
             f"(missing {', '.join(missing)})",
             pytrace=False,
         )
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`)",
-            pytrace=False,
-        )
     if not DVC.is_file():
         pytest.fail(
             f"{DVC} is missing: install the project (`pip install -e .[dev]`)", pytrace=False
         )
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.fail("playwright is missing: `pip install -e .[dev]`", pytrace=False)
+    require_chromium()
 
 
 def run(args: list[str | os.PathLike], cwd: Path) -> subprocess.CompletedProcess:
@@ -236,8 +219,6 @@ def test_config_key_points_plain_dvc_plots_show_at_the_template(project_copy: Pa
 
 def test_report_renders_every_declared_plot_offline(project_copy: Path, tmp_path: Path):
     require_prerequisites()
-    from playwright.sync_api import sync_playwright
-
     plots = declared_plots(project_copy / "dvc.yaml")
     vega_plots = [p for p in plots if p.kind == "vega"]
     image_plots = [p for p in plots if p.kind == "image"]
@@ -261,44 +242,38 @@ def test_report_renders_every_declared_plot_offline(project_copy: Path, tmp_path
             blocked.append(request.url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    with launched_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: (
+                console_errors.append(f"{message.text} at {message.location}")
+                if message.type == "error"
+                else None
+            ),
         )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda error: page_errors.append(str(error)))
-            page.on(
-                "console",
-                lambda message: (
-                    console_errors.append(f"{message.text} at {message.location}")
-                    if message.type == "error"
-                    else None
-                ),
+        page.route("**/*", route)
+        page.goto(index.as_uri(), wait_until="load")
+        # vega-embed draws asynchronously: poll until every vega plot is drawn (or time out
+        # and report what each div holds).
+        deadline = time.monotonic() + RENDER_TIMEOUT_S
+        while True:
+            results = page.evaluate(
+                INSPECT_JS, [{"divId": p.div_id, "kind": p.kind} for p in plots]
             )
-            page.route("**/*", route)
-            page.goto(index.as_uri(), wait_until="load")
-            # vega-embed draws asynchronously: poll until every vega plot is drawn (or time out
-            # and report what each div holds).
-            deadline = time.monotonic() + RENDER_TIMEOUT_S
-            while True:
-                results = page.evaluate(
-                    INSPECT_JS, [{"divId": p.div_id, "kind": p.kind} for p in plots]
-                )
-                by_id = {r["divId"]: r for r in results}
-                if all(vega_drawn(by_id[p.div_id]) for p in vega_plots):
-                    break
-                if time.monotonic() > deadline or page_errors:
-                    break
-                page.wait_for_timeout(200)
-            rendered_vega = page.evaluate(
-                "() => [...document.querySelectorAll('.vega-embed')]"
-                ".filter(e => e.querySelector('svg, canvas')).length"
-            )
-            screenshot = tmp_path / "plots_report.png"
-            page.screenshot(path=screenshot, full_page=True)
-        finally:
-            browser.close()
+            by_id = {r["divId"]: r for r in results}
+            if all(vega_drawn(by_id[p.div_id]) for p in vega_plots):
+                break
+            if time.monotonic() > deadline or page_errors:
+                break
+            page.wait_for_timeout(200)
+        rendered_vega = page.evaluate(
+            "() => [...document.querySelectorAll('.vega-embed')]"
+            ".filter(e => e.querySelector('svg, canvas')).length"
+        )
+        screenshot = tmp_path / "plots_report.png"
+        page.screenshot(path=screenshot, full_page=True)
 
     assert not page_errors, f"uncaught errors in the report: {page_errors}"
     assert not console_errors, f"console errors in the report: {console_errors}"

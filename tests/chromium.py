@@ -1,0 +1,53 @@
+"""Headless Chromium for the browser tests (Debian's package; Playwright drives it).
+
+Offline by design: the flags stop Chromium's own background traffic, and each test routes
+every request it did not expect to an abort, so a page that reaches for the network fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; GitHub's Ubuntu runners have one there too
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def require_chromium() -> None:
+    """Fail (never skip) with what to install when Chromium or Playwright is missing."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`)",
+            pytrace=False,
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("playwright is missing: `pip install -e .[dev]`", pytrace=False)
+
+
+@contextlib.contextmanager
+def launched_chromium() -> Iterator:
+    """A Playwright Browser on Debian's Chromium, closed afterwards."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
