@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -89,7 +90,11 @@ def training_log(name: str) -> tuple[int, float]:
 def experiments_by_name() -> dict[str, dict]:
     shown = json.loads(
         subprocess.run(
-            ["dvc", "exp", "show", "--json"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["dvc", "exp", "show", "--json", "--all-commits"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     )
     found = {}
@@ -116,7 +121,7 @@ def table() -> str:
         test = metrics["metrics/evaluate.json"]["data"]["test"]
         train = metrics["metrics/train.json"]["data"]
         epochs, seconds = training_log(name)
-        reproduce = " ".join(part for part in command(name) if part not in ("-n", name))
+        reproduce = shlex.join(part for part in command(name) if part not in ("-n", name))
         rows.append(
             f"| {name}: {description} | {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
             f"| {train['parameters']:,} | {seconds:.0f} s ({epochs} epochs) | `{reproduce}` |"
