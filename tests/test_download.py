@@ -461,7 +461,7 @@ def test_real_local_mirror_matches_the_pinned_hashes(tmp_path):
         pytest.skip(f"no local MNIST mirror at {mirror}")
     params = load_section(PROJECT / "params.yaml", "download", DownloadParams)
     download_all(params, [str(mirror)], tmp_path / "raw", progress=False)
-    for name, expected in params.files.items():
+    for name, expected in params.source.files.items():
         content = (tmp_path / "raw" / name).read_bytes()
         assert len(content) == expected.bytes
         assert hashlib.sha256(content).hexdigest() == expected.sha256
