@@ -51,3 +51,26 @@ def launched_chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+class OfflinePage:
+    """A page that may load only file:// URLs; it records script errors and blocked requests."""
+
+    def __init__(self, browser, viewport: tuple[int, int] = (1280, 900)) -> None:
+        self.errors: list[str] = []
+        self.blocked: list[str] = []
+        self.page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", self._console)
+        self.page.route("**/*", self._route)
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.errors.append(f"{message.text} at {message.location}")
+
+    def _route(self, route, request) -> None:
+        if request.url.startswith("file://"):
+            route.continue_()
+        else:
+            self.blocked.append(request.url)
+            route.abort()

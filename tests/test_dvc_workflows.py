@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from chromium import launched_chromium
+from chromium import OfflinePage, launched_chromium
 
 PROJECT = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -436,24 +436,9 @@ def test_plots_diff_main_renders_both_revisions(
     assert line_colours, "no plot colours its lines by revision"
     colours = {rev: hex_rgb(colour) for rev, colour in next(iter(line_colours.values())).items()}
 
-    errors: list[str] = []
-    blocked: list[str] = []
-
-    def offline(route, request):
-        if request.url.startswith("file://"):
-            route.continue_()
-        else:
-            blocked.append(request.url)
-            route.abort()
-
     with launched_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on(
-            "console",
-            lambda message: errors.append(message.text) if message.type == "error" else None,
-        )
-        page.route("**/*", offline)
+        offline = OfflinePage(browser)
+        page = offline.page
         page.goto((report / "index.html").as_uri(), wait_until="load")
         deadline = time.monotonic() + 30
         while True:  # vega-embed draws asynchronously
@@ -463,8 +448,8 @@ def test_plots_diff_main_renders_both_revisions(
             page.wait_for_timeout(200)
         page.screenshot(path=tmp_path / "plots-diff.png", full_page=True)
 
-    assert not errors, errors
-    assert not blocked, f"the report tried to reach the network: {blocked}"
+    assert not offline.errors, offline.errors
+    assert not offline.blocked, f"the report tried to reach the network: {offline.blocked}"
     vega = {plot["id"]: plot for plot in found["vega"]}
     assert set(vega) == set(specs)
     assert all(plot["drawn"] for plot in vega.values()), vega

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chromium import launched_chromium, require_chromium
+from chromium import OfflinePage, launched_chromium, require_chromium
 
 PROJECT = Path(__file__).parents[1]
 TOOLS = PROJECT / "tools"
@@ -231,29 +231,9 @@ def test_report_renders_every_declared_plot_offline(project_copy: Path, tmp_path
     index = report_dir / "index.html"
     assert "cdn.jsdelivr.net" not in index.read_text(encoding="utf-8")
 
-    page_errors: list[str] = []
-    console_errors: list[str] = []
-    blocked: list[str] = []
-
-    def route(route, request):
-        if request.url.startswith("file://"):
-            route.continue_()
-        else:
-            blocked.append(request.url)
-            route.abort()
-
     with launched_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("pageerror", lambda error: page_errors.append(str(error)))
-        page.on(
-            "console",
-            lambda message: (
-                console_errors.append(f"{message.text} at {message.location}")
-                if message.type == "error"
-                else None
-            ),
-        )
-        page.route("**/*", route)
+        offline = OfflinePage(browser)
+        page = offline.page
         page.goto(index.as_uri(), wait_until="load")
         # vega-embed draws asynchronously: poll until every vega plot is drawn (or time out
         # and report what each div holds).
@@ -265,7 +245,7 @@ def test_report_renders_every_declared_plot_offline(project_copy: Path, tmp_path
             by_id = {r["divId"]: r for r in results}
             if all(vega_drawn(by_id[p.div_id]) for p in vega_plots):
                 break
-            if time.monotonic() > deadline or page_errors:
+            if time.monotonic() > deadline or offline.errors:
                 break
             page.wait_for_timeout(200)
         rendered_vega = page.evaluate(
@@ -275,9 +255,8 @@ def test_report_renders_every_declared_plot_offline(project_copy: Path, tmp_path
         screenshot = tmp_path / "plots_report.png"
         page.screenshot(path=screenshot, full_page=True)
 
-    assert not page_errors, f"uncaught errors in the report: {page_errors}"
-    assert not console_errors, f"console errors in the report: {console_errors}"
-    assert not blocked, f"the report tried to reach the network: {blocked}"
+    assert not offline.errors, f"script errors in the report: {offline.errors}"
+    assert not offline.blocked, f"the report tried to reach the network: {offline.blocked}"
 
     not_drawn = [p.name for p in vega_plots if not vega_drawn(by_id[p.div_id])]
     assert not not_drawn, f"vega plots not drawn: {not_drawn}\n{results}"
