@@ -53,7 +53,7 @@ EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
             "train.schedule=cosine",
             "train.learning_rate=0.002",
             "train.augmentation.enabled=true",
-            "train.epochs=12",
+            "train.epochs=18",
         ],
     ),
     "fashion-mlp": ("Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]),
