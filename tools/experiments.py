@@ -29,6 +29,16 @@ CNN = [
     "train.dropout_rate=0.5",
     "train.schedule=cosine",
 ]
+AUGMENTED_CNN = [
+    "train.model=cnn",
+    "train.conv_filters=[32,64]",
+    "train.convs_per_block=2",
+    "train.hidden_units=[256]",
+    "train.dropout_rate=0.25",
+    "train.schedule=cosine",
+    "train.learning_rate=0.002",
+    "train.augmentation.enabled=true",
+]
 # name -> (what it is, the -S values). The baseline forces a run so that it gets a timing too.
 EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
     "notebook-mlp": ("the notebook's MLP (the defaults)", []),
@@ -44,18 +54,9 @@ EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
     "cnn": ("CNN", [*CNN, "train.epochs=15"]),
     "cnn-augmented": (
         "deeper CNN with shifts, rotations and zoom",
-        [
-            "train.model=cnn",
-            "train.conv_filters=[32,64]",
-            "train.convs_per_block=2",
-            "train.hidden_units=[256]",
-            "train.dropout_rate=0.25",
-            "train.schedule=cosine",
-            "train.learning_rate=0.002",
-            "train.augmentation.enabled=true",
-            "train.epochs=18",
-        ],
+        [*AUGMENTED_CNN, "train.epochs=18"],
     ),
+    "cnn-augmented-14": ("the same, 14 epochs", [*AUGMENTED_CNN, "train.epochs=14"]),
     "fashion-mlp": ("Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]),
     "fashion-cnn": (
         "Fashion-MNIST, CNN",
@@ -76,16 +77,27 @@ def queue() -> None:
         subprocess.run([*command(name), "--queue"], cwd=ROOT, check=True)
 
 
-def training_log(name: str) -> tuple[int, float]:
-    """(epochs, seconds) from the train stage's log line in `dvc queue logs <name>`."""
+TRAINING_LINE = re.compile(r"trained (\d+) epochs in ([\d.]+) s \(([\d,]+) parameters\)")
+
+
+def parse_training_log(logs: str) -> tuple[int, float, int]:
+    """(epochs, seconds, parameters) from the train stage's last "trained ..." line."""
+    found = TRAINING_LINE.findall(logs)
+    if not found:
+        raise ValueError("no 'trained N epochs in S s (P parameters)' line")
+    epochs, seconds, parameters = found[-1]
+    return int(epochs), float(seconds), int(parameters.replace(",", ""))
+
+
+def training_log(name: str) -> tuple[int, float, int]:
+    """(epochs, seconds, parameters) from `dvc queue logs <name>`."""
     logs = subprocess.run(
         ["dvc", "queue", "logs", name], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    found = re.findall(r"trained (\d+) epochs in ([\d.]+) s", logs)
-    if not found:
-        raise SystemExit(f"no 'trained ... in ... s' line in `dvc queue logs {name}`")
-    epochs, seconds = found[-1]
-    return int(epochs), float(seconds)
+    try:
+        return parse_training_log(logs)
+    except ValueError as error:
+        raise SystemExit(f"`dvc queue logs {name}`: {error}") from None
 
 
 def experiments_by_name() -> dict[str, dict]:
@@ -108,26 +120,40 @@ def experiments_by_name() -> dict[str, dict]:
     return found
 
 
+def table_row(name: str, data: dict, log: tuple[int, float, int]) -> str:
+    """One README row from `dvc exp show --json` data and the run's (epochs, seconds, parameters).
+
+    The log must be this run's: a queue task left over from an earlier run of the same name
+    would give another run's time, so its epochs and parameter count must match the metrics.
+    """
+    test = data["metrics"]["metrics/evaluate.json"]["data"]["test"]
+    train = data["metrics"]["metrics/train.json"]["data"]
+    epochs, seconds, parameters = log
+    if (epochs, parameters) != (train["epochs"], train["parameters"]):
+        raise SystemExit(
+            f"`dvc queue logs {name}` is another run's ({epochs} epochs, {parameters:,} "
+            f"parameters; the experiment has {train['epochs']} and {train['parameters']:,}): "
+            "remove the stale task with `dvc queue remove <task>`"
+        )
+    description = EXPERIMENTS[name][0]
+    reproduce = shlex.join(part for part in command(name) if part not in ("-n", name))
+    return (
+        f"| {name}: {description} | {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
+        f"| {parameters:,} | {seconds:.0f} s ({epochs} epochs) | `{reproduce}` |"
+    )
+
+
 def table() -> str:
     found = experiments_by_name()
     missing = [name for name in EXPERIMENTS if name not in found]
     if missing:
         raise SystemExit(f"not in `dvc exp show` (queue and run them first): {missing}")
-    rows = [
+    header = [
         "| experiment | test accuracy | macro F1 | parameters | training time | reproduce with |",
         "|---|---|---|---|---|---|",
     ]
-    for name, (description, _) in EXPERIMENTS.items():
-        metrics = found[name]["metrics"]
-        test = metrics["metrics/evaluate.json"]["data"]["test"]
-        train = metrics["metrics/train.json"]["data"]
-        epochs, seconds = training_log(name)
-        reproduce = shlex.join(part for part in command(name) if part not in ("-n", name))
-        rows.append(
-            f"| {name}: {description} | {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
-            f"| {train['parameters']:,} | {seconds:.0f} s ({epochs} epochs) | `{reproduce}` |"
-        )
-    return "\n".join(rows)
+    rows = [table_row(name, found[name], training_log(name)) for name in EXPERIMENTS]
+    return "\n".join(header + rows)
 
 
 def write_table() -> None:
