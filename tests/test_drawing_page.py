@@ -30,12 +30,7 @@ PHONE = {"width": 390, "height": 844}
 # A 7 with a crossbar, in canvas fractions (x right, y down): what the mouse and finger draw.
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.82)], [(0.35, 0.5), (0.65, 0.5)]]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

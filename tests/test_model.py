@@ -29,11 +29,6 @@ from digits.params import TrainParams
 
 # The committed defaults: the notebook's network (checked in test_default_params_are_the_notebook).
 NOTEBOOK = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["train"]
-pytestmark = pytest.mark.filterwarnings(
-    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
-
 # Small and quick to learn the synthetic blocks: a few hundred images, a few epochs.
 TINY = {**NOTEBOOK, "hidden_units": [32], "learning_rate": 0.01, "epochs": 1, "batch_size": 32}
 

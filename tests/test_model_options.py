@@ -28,11 +28,6 @@ from digits.params import TrainParams, load_section
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 COMMITTED = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))["train"]
-pytestmark = pytest.mark.filterwarnings(
-    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
-
 # Small and quick: one Dense layer of 32, two thin convolution blocks, one epoch.
 TINY = {
     **COMMITTED,

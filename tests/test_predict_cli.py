@@ -25,10 +25,6 @@ PROJECT = Path(__file__).parents[1]
 RESULT_LINE = re.compile(  # four.png: 4 (97.1%)   top 3: 4 97.1%, 9 2.0%, 1 0.4%
     r"^(?P<file>\S+): (?P<digit>\d) \([\d.]+%\)   top 3: \d [\d.]+%, \d [\d.]+%, \d [\d.]+%$"
 )
-pytestmark = pytest.mark.filterwarnings(
-    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
 
 
 @pytest.fixture(scope="module")

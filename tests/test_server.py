@@ -25,10 +25,6 @@ from digits.predict import Predictor, describe
 from digits.server import MAX_BODY_BYTES, MAX_CONNECTIONS, PredictionServer, make_server
 
 TIMEOUT_S = 10
-pytestmark = pytest.mark.filterwarnings(
-    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 25
 

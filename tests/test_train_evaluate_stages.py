@@ -20,11 +20,6 @@ REAL_PARAMS = Path(__file__).parents[1] / "params.yaml"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY_TRAIN = {"hidden_units": [32], "learning_rate": 0.01, "epochs": 2, "batch_size": 32}
 
-pytestmark = pytest.mark.filterwarnings(
-    # Raised inside keras' model.save (keras/src/backend/tensorflow/core.py) under NumPy 2.
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
-
 
 def write_params(folder: Path, **train_overrides: object) -> Path:
     """The real params.yaml with its train section shrunk (and any overrides applied)."""
