@@ -14,14 +14,12 @@ import http.client
 import itertools
 import json
 import re
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from chromium import launched_chromium
+from project_tools import load_tool
 
 from digits.model import save_model
 
@@ -38,24 +36,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Iterator
     """`digits-serve --port 0` in its own process, as a person would start it."""
     model_path = tmp_path_factory.mktemp("model") / "model.keras"
     save_model(tiny_model, model_path)
-    code = "import sys; from digits.cli import serve_main; sys.exit(serve_main())"
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, "--model", str(model_path), "--port", "0", "--quiet"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        try:
-            line = process.stdout.readline()
-            match = re.search(r"http://127\.0\.0\.1:\d+/", line)
-            if not match:
-                log.seek(0)
-                pytest.fail(f"digits-serve did not start: {line!r}\n{log.read()}")
-            yield match.group(0)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with load_tool("bench_serve").serving(model_path) as (host, port):
+        yield f"http://{host}:{port}/"
 
 
 class PageWatch:

@@ -3,7 +3,6 @@ table reads the train stage's own log line and refuses a log from another run.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
+from project_tools import load_tool
 from test_train_evaluate_stages import train_argv, write_params
 
 from digits.params import SECTIONS, load_section
@@ -18,9 +18,7 @@ from stages import train
 from stages._cli import run
 
 PROJECT = Path(__file__).parents[1]
-_spec = importlib.util.spec_from_file_location("experiments", PROJECT / "tools" / "experiments.py")
-experiments = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(experiments)
+experiments = load_tool("experiments")
 
 
 @pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
