@@ -14,9 +14,9 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test lint format verify plots bench serve bench-serve lock clean
+.PHONY: setup plots-template repro test lint format verify plots bench serve bench-serve lock clean
 
-setup: $(STAMP) $(PLOTS_TEMPLATE)
+setup: $(STAMP) plots-template
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -25,8 +25,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# vega, vega-lite and vega-embed inlined into DVC's report template (.dvc/config points at it),
-# so `dvc plots show` renders without a CDN.
+# The offline report template: DVC's, with vega, vega-lite and vega-embed inlined from npm, so
+# `dvc plots show` renders without a CDN. It is set in the git-ignored .dvc/config.local, never
+# in the committed .dvc/config: a clone that has not run this (or has no npm) uses DVC's own
+# template, which loads the three libraries from a CDN.
+plots-template:
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(PLOTS_TEMPLATE) && \
+	  { grep -qs html_template .dvc/config.local || \
+	    $(BIN)/dvc config --local plots.html_template ../$(PLOTS_TEMPLATE); }; \
+	else \
+	  echo "npm not found: dvc plots show will use DVC's default template (vega from a CDN)"; \
+	fi
+
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
 	npm ci --prefix tools --omit=optional --no-audit --no-fund
 
@@ -74,4 +85,5 @@ lock:
 	rm -rf build/lock-venv
 
 clean:
+	-test ! -x $(BIN)/dvc || $(BIN)/dvc config --local --unset plots.html_template 2>/dev/null
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

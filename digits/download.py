@@ -1,6 +1,6 @@
 """Fetch the MNIST files from a list of mirrors, keeping only content that matches its pin.
 
-Mirrors recompress the files, so the pin (params.yaml) is the size and SHA-256 of each file's
+Mirrors recompress the files, so the pin (data/datasets.yaml) is the size and SHA-256 of each file's
 decompressed content, which is the same everywhere. A mirror that answers wrongly (HTTP 4xx, an
 HTML page, a bad gzip stream, other content) is skipped at once; a failure that may pass (no
 connection, a timeout, HTTP 5xx, a body cut short) is first retried with exponential backoff.
@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from digits.errors import PipelineError
 from digits.files import atomic_directory, atomic_path
-from digits.params import DownloadParams, ExpectedFile
+from digits.params import DatasetSource, DownloadParams, ExpectedFile
 
 CHUNK_BYTES = 1 << 16  # read, decompress, hash and write in pieces this size: memory stays small
 GZIP_MAGIC = b"\x1f\x8b"
@@ -99,11 +99,16 @@ def fetch_verified(
 
 
 def download_all(
-    params: DownloadParams, mirrors: list[str], out_dir: Path, *, progress: bool
+    source: DatasetSource,
+    params: DownloadParams,
+    mirrors: list[str],
+    out_dir: Path,
+    *,
+    progress: bool,
 ) -> None:
-    """Fetch every file of the chosen dataset; `out_dir` appears only once all are verified."""
+    """Fetch every file of `source`; `out_dir` appears only once all are verified."""
     with atomic_directory(out_dir) as folder:
-        for name, expected in params.source.files.items():
+        for name, expected in source.files.items():
             fetch_verified(
                 name,
                 expected,

@@ -1,7 +1,9 @@
 """Atomic, byte-deterministic writers and safe readers for every artifact the pipeline makes.
 
 Each writer goes to a temp file in the destination's folder and renames it into place only on
-success, so a crash never leaves a plausible half-written file at the final path.
+success, so a crash never leaves a plausible half-written file at the final path. A process
+killed outright (SIGKILL, the OOM killer) cannot remove its temp file: the next write of the same
+path does, so a rerun leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -21,12 +24,33 @@ import numpy as np
 from digits.errors import PipelineError
 
 
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}."
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Delete the temp files or folders that a killed writer of `final` left beside it.
+
+    They are named like mkstemp's: `.<name>.<8 random characters>.tmp`.
+    """
+    pattern = re.compile(re.escape(_temp_prefix(final)) + r"[a-z0-9_]{8}\.tmp")
+    if not final.parent.is_dir():
+        return
+    for leftover in final.parent.iterdir():
+        if pattern.fullmatch(leftover.name):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside `path`: renamed to `path` if the block succeeds, else deleted."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    remove_stale_temps(final)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -49,13 +73,21 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temp folder beside `path`; it replaces `path` only if the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_stale_temps(final)
+    prefix = _temp_prefix(final)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)
         if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            # Two renames, then the slow delete: `path` is missing for a moment, not for as long
+            # as deleting the old folder takes.
+            previous = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
+            os.replace(final, previous)
+            os.replace(tmp, final)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

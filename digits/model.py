@@ -232,9 +232,10 @@ def normalize_keras_archive(data: bytes) -> bytes:
 
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     """Save as a standard .keras file whose bytes depend only on the model (no dates)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=Path(path).parent) as scratch:
-        raw = Path(scratch) / "model.keras"  # Keras insists on the .keras suffix
+    # Keras saves only to a path ending in .keras. Its scratch folder is in the system's temp
+    # directory, not beside `path`: a save killed halfway leaves nothing in the workspace.
+    with tempfile.TemporaryDirectory(prefix="digits-model-") as scratch:
+        raw = Path(scratch) / "model.keras"
         model.save(raw)
         normalized = normalize_keras_archive(raw.read_bytes())
     with atomic_path(path) as tmp:

@@ -1,8 +1,9 @@
-"""Typed, validated params: one frozen model per params.yaml section.
+"""Typed, validated params: one frozen model per params.yaml section, and the dataset sources.
 
 A stage loads only its own section. Unknown keys, missing keys, wrong types and out-of-range
 values stop the stage before any work, with a message that names the key, the value and what
-is allowed.
+is allowed. The dataset sources (mirrors and the pinned content of each file) are data identity,
+not hyperparameters: they live in their own file (data/datasets.yaml), validated the same way.
 """
 
 from __future__ import annotations
@@ -61,24 +62,10 @@ class DatasetSource(Section):
 
 
 class DownloadParams(Section):
-    dataset: str
-    datasets: Annotated[dict[str, DatasetSource], Field(min_length=1)]
+    dataset: Annotated[str, StringConstraints(min_length=1)]  # a name in the dataset sources file
     timeout_seconds: Annotated[float, Field(gt=0, le=600)]
     retries: Annotated[int, Field(ge=0, le=10)]
     backoff_seconds: Annotated[float, Field(ge=0, le=60)]
-
-    @model_validator(mode="after")
-    def _known_dataset(self) -> DownloadParams:
-        if self.dataset not in self.datasets:
-            raise ValueError(
-                f"dataset={self.dataset!r} is not one of the datasets listed: "
-                f"{sorted(self.datasets)}"
-            )
-        return self
-
-    @property
-    def source(self) -> DatasetSource:
-        return self.datasets[self.dataset]
 
     @property
     def mirror_variable(self) -> str:
@@ -165,7 +152,7 @@ def read_params_file(path: str | os.PathLike[str]) -> dict:
         with open(path, encoding="utf-8") as f:
             data = YAML(typ="safe", pure=True).load(f)
     except OSError as error:
-        raise ParamsError(f"cannot read params file {path}: {error.strerror}") from error
+        raise ParamsError(f"cannot read {path}: {error.strerror}") from error
     except YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(data, dict):
@@ -197,13 +184,13 @@ def _describe(name: str, model: type[Section], problem: dict) -> str:
     return f"  {key}: {problem['msg']} (got {problem['input']!r})"
 
 
-def parse_section(name: str, raw: object, model: type[S]) -> S:
+def parse_section(name: str, raw: object, model: type[S], what: str = "params") -> S:
     """Validate one section; every problem becomes one line `name.key: message (got value)`."""
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         lines = [_describe(name, model, problem) for problem in error.errors()]
-        raise ParamsError("invalid params:\n" + "\n".join(lines)) from None
+        raise ParamsError(f"invalid {what}:\n" + "\n".join(lines)) from None
 
 
 def load_section(path: str | os.PathLike[str], name: str, model: type[S]) -> S:
@@ -211,3 +198,16 @@ def load_section(path: str | os.PathLike[str], name: str, model: type[S]) -> S:
     if name not in data:
         raise ParamsError(f"{path} has no section {name!r}; it has {sorted(data)}")
     return parse_section(name, data[name], model)
+
+
+def load_dataset_source(path: str | os.PathLike[str], dataset: str) -> DatasetSource:
+    """The mirrors and pinned files of `dataset` (download.dataset), from a sources file whose
+    every entry is validated (a typo in another dataset's pins is not left for later)."""
+    data = read_params_file(path)
+    what = f"dataset sources in {path}"
+    sources = {name: parse_section(name, raw, DatasetSource, what) for name, raw in data.items()}
+    if dataset not in sources:
+        raise ParamsError(
+            f"download.dataset={dataset!r} is not a dataset of {path}; it lists {sorted(sources)}"
+        )
+    return sources[dataset]

@@ -1,8 +1,10 @@
-"""What every stage module shares: argument parsing and turning bad input into exit code 1."""
+"""What every stage module shares: argument parsing, and turning bad input into exit code 1 and
+an interruption into a clean stop (temp files removed, the previous outputs kept)."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,9 +21,23 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call a stage's main; a PipelineError becomes one clear message on stderr and exit 1."""
+    """Call a stage's main; a PipelineError becomes one clear message on stderr and exit 1.
+
+    SIGTERM (what `kill` and process managers send) is turned into an exception like Ctrl+C's
+    SIGINT, so that the atomic writers' clean-up runs on both.
+    """
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return main(argv)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: the previous outputs are kept", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

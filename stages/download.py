@@ -1,5 +1,8 @@
 """Stage download: dataset mirrors -> data/raw (verified, decompressed IDX files).
 
+The mirrors and the pinned content of each file come from the dataset sources file
+(data/datasets.yaml); params.yaml's download section picks the dataset and sets the retries.
+
 $MNIST_MIRROR (an http(s) or file URL, or a local folder such as ../shared/mnist) is tried
 before the mirrors in params.yaml: this is how offline machines and CI run the real pipeline.
 For download.dataset=fashion-mnist the variable is $FASHION_MNIST_MIRROR.
@@ -13,18 +16,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from digits.download import download_all, mirror_list
-from digits.params import DownloadParams, load_section
+from digits.params import DownloadParams, load_dataset_source, load_section
 from stages._cli import parser, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser(__doc__)
+    arguments.add_argument(
+        "--datasets", type=Path, required=True, help="dataset sources file (mirrors, pins)"
+    )
     arguments.add_argument("out_dir", type=Path)
     args = arguments.parse_args(argv)
     params = load_section(args.params, "download", DownloadParams)
+    source = load_dataset_source(args.datasets, params.dataset)
 
-    mirrors = mirror_list(os.environ.get(params.mirror_variable), params.source.mirrors)
-    download_all(params, mirrors, args.out_dir, progress=sys.stderr.isatty())
+    mirrors = mirror_list(os.environ.get(params.mirror_variable), source.mirrors)
+    download_all(source, params, mirrors, args.out_dir, progress=sys.stderr.isatty())
     return 0
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from digits.determinism import pin_cpu_kernels
-from digits.files import atomic_directory, load_arrays, save_figure, write_json
+from digits.files import atomic_directory, atomic_path, load_arrays, save_figure, write_json
 from digits.metrics import (
     categorical_crossentropy,
     classification_metrics,
     confusion_counts,
-    per_class_table,
+    per_class_scores,
 )
 from digits.params import EvaluateParams, load_section
 from digits.plots import confusion_matrix_figure, misclassified_grid
@@ -46,9 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = classification_metrics(true_labels, predicted_labels)
     metrics["loss"] = round(float(categorical_crossentropy(one_hot_labels, probabilities)), 6)
     predictions = pd.DataFrame({"actual": true_labels, "predicted": predicted_labels})
-    with atomic_directory(args.plots) as out_dir:
+    # The plots folder and the metrics file together or not at all (see stages/train.py).
+    with atomic_directory(args.plots) as out_dir, atomic_path(args.metrics) as metrics_file:
         predictions.to_csv(out_dir / "predictions.csv", index=False)
-        per_class_table(metrics).to_csv(out_dir / "per_class.csv", index=False, float_format="%.6f")
+        per_class_scores(true_labels, predicted_labels).to_csv(
+            out_dir / "per_class.csv", index=False, float_format="%.6f"
+        )
         save_figure(
             confusion_matrix_figure(confusion_counts(true_labels, predicted_labels)),
             out_dir / "confusion_matrix.png",
@@ -57,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             images, true_labels, predicted_labels, params.misclassified_examples
         )
         save_figure(grid, out_dir / "misclassified.png")
-    write_json(args.metrics, {"test": metrics})
+        write_json(metrics_file, {"test": metrics})
     print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro']['f1']:.4f}")
     return 0
 

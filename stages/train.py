@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from digits.determinism import pin_cpu_kernels, seed_everything
-from digits.files import atomic_open, load_arrays, save_figure, write_json
+from digits.files import atomic_open, atomic_path, load_arrays, save_figure, write_json
 from digits.params import TrainParams, load_section
 from digits.plots import training_curves_figure
 from stages._cli import parser, run
@@ -42,11 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - started  # printed only: no clock time goes into outputs
     print(f"trained {len(history)} epochs in {seconds:.1f} s ({model.count_params():,} parameters)")
 
-    save_model(model, args.model)
-    with atomic_open(args.history) as f:
-        history.to_csv(f, index=False, float_format="%.6f", lineterminator="\n")
-    save_figure(training_curves_figure(history), args.curves)
-    write_json(args.metrics, summarize_training(history, model))
+    # All four outputs or none: each goes to a temp file, and all are renamed into place only
+    # when every one is written, so a failure keeps the previous run's set whole.
+    with (
+        atomic_path(args.model) as model_file,
+        atomic_open(args.history) as history_file,
+        atomic_path(args.curves) as curves_file,
+        atomic_path(args.metrics) as metrics_file,
+    ):
+        save_model(model, model_file)
+        history.to_csv(history_file, index=False, float_format="%.6f", lineterminator="\n")
+        save_figure(training_curves_figure(history), curves_file)
+        write_json(metrics_file, summarize_training(history, model))
     return 0
 
 

@@ -56,9 +56,18 @@ def launched_chromium() -> Iterator:
 class OfflinePage:
     """A page that may load only file:// URLs; it records script errors and blocked requests."""
 
-    def __init__(self, browser, viewport: tuple[int, int] = (1280, 900)) -> None:
+    def __init__(
+        self,
+        browser,
+        viewport: tuple[int, int] = (1280, 900),
+        stand_ins: dict[str, Path] | None = None,
+    ) -> None:
+        """`stand_ins` maps URL prefixes to local files served in their place (a CDN's scripts,
+        say): the page gets them as if from the network, and they are not counted as blocked."""
         self.errors: list[str] = []
         self.blocked: list[str] = []
+        self.served: list[str] = []
+        self.stand_ins = stand_ins or {}
         self.page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("console", self._console)
@@ -69,8 +78,15 @@ class OfflinePage:
             self.errors.append(f"{message.text} at {message.location}")
 
     def _route(self, route, request) -> None:
+        stand_in = next(
+            (path for prefix, path in self.stand_ins.items() if request.url.startswith(prefix)),
+            None,
+        )
         if request.url.startswith("file://"):
             route.continue_()
+        elif stand_in is not None:
+            self.served.append(request.url)
+            route.fulfill(path=stand_in, content_type="text/javascript")
         else:
             self.blocked.append(request.url)
             route.abort()

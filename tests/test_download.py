@@ -23,7 +23,7 @@ import yaml
 from digits import download
 from digits.dataset import RAW_FILE_NAMES
 from digits.download import DownloadError, download_all, fetch_verified, mirror_list
-from digits.params import DownloadParams, ExpectedFile, load_section
+from digits.params import DownloadParams, ExpectedFile, load_dataset_source, load_section
 from stages import download as download_stage
 from stages._cli import run
 
@@ -405,17 +405,22 @@ def test_interrupt_mid_write_leaves_no_file(server, tmp_path, monkeypatch):
     assert list(destination.parent.iterdir()) == []  # ...and is gone, with no file at the path
 
 
-def write_params(tmp_path: Path, mirrors: list[str], files: dict[str, bytes]) -> Path:
-    """The real params.yaml with the download section pointing at synthetic files."""
+def stage_argv(tmp_path: Path, mirrors: list[str], files: dict[str, bytes]) -> list[str]:
+    """The download stage's argv (before the output folder), with the real params.yaml and a
+    dataset sources file pointing mnist at synthetic files."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["download"]["datasets"]["mnist"].update(
-        mirrors=mirrors,
-        files={name: pin(content).model_dump() for name, content in files.items()},
-    )
     params["download"].update(dataset="mnist", retries=1, backoff_seconds=0)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    sources = {
+        "mnist": {
+            "mirrors": mirrors,
+            "files": {name: pin(content).model_dump() for name, content in files.items()},
+        }
+    }
+    sources_path = tmp_path / "datasets.yaml"
+    sources_path.write_text(yaml.safe_dump(sources, sort_keys=False))
+    return ["--params", str(params_path), "--datasets", str(sources_path)]
 
 
 SYNTHETIC_FILES = {name: idx_bytes(seed) for seed, name in enumerate(RAW_FILE_NAMES)}
@@ -428,11 +433,11 @@ def test_stage_writes_all_four_files_from_the_environment_mirror(
     folder.mkdir()
     for name, content in SYNTHETIC_FILES.items():
         (folder / f"{name}.gz").write_bytes(gzip.compress(content, mtime=0))
-    params = write_params(tmp_path, [refused_url], SYNTHETIC_FILES)  # reachable only via env
+    argv = stage_argv(tmp_path, [refused_url], SYNTHETIC_FILES)  # reachable only via the env
     monkeypatch.setenv("MNIST_MIRROR", str(folder))
     out_dir = tmp_path / "data" / "raw"
 
-    assert run(download_stage.main, ["--params", str(params), str(out_dir)]) == 0
+    assert run(download_stage.main, [*argv, str(out_dir)]) == 0
     assert sorted(path.name for path in out_dir.iterdir()) == sorted(RAW_FILE_NAMES)
     for name, content in SYNTHETIC_FILES.items():
         assert (out_dir / name).read_bytes() == content
@@ -442,10 +447,10 @@ def test_stage_writes_all_four_files_from_the_environment_mirror(
 def test_stage_fails_with_one_message_and_no_output(tmp_path, refused_url, monkeypatch, capsys):
     monkeypatch.delenv("MNIST_MIRROR", raising=False)
     missing = str(tmp_path / "empty-mirror")
-    params = write_params(tmp_path, [refused_url, missing], SYNTHETIC_FILES)
+    argv = stage_argv(tmp_path, [refused_url, missing], SYNTHETIC_FILES)
     out_dir = tmp_path / "data" / "raw"
 
-    assert run(download_stage.main, ["--params", str(params), str(out_dir)]) == 1
+    assert run(download_stage.main, [*argv, str(out_dir)]) == 1
     err = capsys.readouterr().err
     first = RAW_FILE_NAMES[0]
     assert err.startswith(f"error: could not download {first}.gz from any mirror:\n")
@@ -460,8 +465,9 @@ def test_real_local_mirror_matches_the_pinned_hashes(tmp_path):
     if not mirror.is_dir():
         pytest.skip(f"no local MNIST mirror at {mirror}")
     params = load_section(PROJECT / "params.yaml", "download", DownloadParams)
-    download_all(params, [str(mirror)], tmp_path / "raw", progress=False)
-    for name, expected in params.source.files.items():
+    source = load_dataset_source(PROJECT / "data" / "datasets.yaml", params.dataset)
+    download_all(source, params, [str(mirror)], tmp_path / "raw", progress=False)
+    for name, expected in source.files.items():
         content = (tmp_path / "raw" / name).read_bytes()
         assert len(content) == expected.bytes
         assert hashlib.sha256(content).hexdigest() == expected.sha256

@@ -21,7 +21,9 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +36,8 @@ import numpy as np
 import pytest
 import yaml
 from chromium import OfflinePage, launched_chromium
+from import_graph import project_imports
+from project_tools import load_tool
 
 PROJECT = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -51,6 +55,7 @@ COPIED = (
     ".dvcignore",
 )
 STAGES = tuple(yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
+DATASETS = Path("data/datasets.yaml")  # the download stage's dataset sources (mirrors, pins)
 # Small enough that `dvc repro` of the whole pipeline takes about 15 s on 2 cores.
 TRAIN_IMAGES, TEST_IMAGES = 300, 100
 TINY_PARAMS = {
@@ -63,6 +68,7 @@ QUEUE_DEADLINE_S = 240
 DVC_TIMEOUT_S = 300
 
 pytestmark = pytest.mark.slow
+sweep = load_tool("experiments")  # tools/experiments.py: the documented sweep
 
 
 # Synthetic MNIST
@@ -249,8 +255,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     copy_project(root)
     project = Project(root, base, subprocess_env(base, mirror))
 
+    datasets = yaml.safe_load((PROJECT / DATASETS).read_text(encoding="utf-8"))
+    for dataset in ("mnist", "fashion-mnist"):  # the same synthetic files for both
+        datasets[dataset].update(mirrors=[str(mirror)], files=pins)
+    (root / DATASETS).parent.mkdir(parents=True, exist_ok=True)
+    (root / DATASETS).write_text(yaml.safe_dump(datasets, sort_keys=False), encoding="utf-8")
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
-    params["download"]["datasets"]["mnist"].update(mirrors=[str(mirror)], files=pins)
     params["download"].update(retries=0, timeout_seconds=5)
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
@@ -259,13 +269,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project.git("init", "--quiet", "--initial-branch=main")
     project.dvc("init", "--quiet")
     project.dvc("config", "core.analytics", "false")
-    # The offline report template, as `make setup` builds it (build/ is git-ignored).
+    # The offline report template, as `make setup` builds and configures it (build/ and
+    # .dvc/config.local are git-ignored: a clone of this repo has neither).
     project.run(
         sys.executable,
         PROJECT / "tools" / "build_plots_template.py",
         root / "build" / "plots_template.html",
     )
-    project.dvc("config", "plots.html_template", "../build/plots_template.html")
+    project.dvc("config", "--local", "plots.html_template", "../build/plots_template.html")
     project.git("add", "--all")
     project.git("commit", "--quiet", "-m", "pipeline on synthetic MNIST")
 
@@ -319,6 +330,150 @@ def test_preprocess_param_reruns_preprocess_and_everything_after(project: Projec
         # dvc status names the stage whose params changed; repro also reruns what depends on it.
         assert set(project.status()) == {"preprocess"}
         only({"preprocess", "explore", "train", "evaluate"}, project.repro())
+
+
+def importers(module: str) -> set[str]:
+    """The stages whose code imports `module` (digits/errors.py, say), by the import graph."""
+    return {
+        stage
+        for stage, spec in yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"].items()
+        if Path(module) in project_imports(spec["cmd"].split()[2])  # python -m <module>
+    }
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["digits/errors.py", "digits/dataset.py", "digits/idx.py", "digits/determinism.py"],
+)
+def test_editing_a_module_marks_exactly_the_stages_that_import_it(project: Project, module: str):
+    expected = importers(module)
+    assert expected, f"no stage imports {module}"
+    try:
+        with open(project.root / module, "a", encoding="utf-8") as f:
+            f.write("\n# an edit\n")
+        assert set(project.status()) == expected
+    finally:
+        project.reset()
+
+
+def test_editing_the_dataset_sources_reruns_download(project: Project):
+    try:
+        sources = yaml.safe_load((project.root / DATASETS).read_text(encoding="utf-8"))
+        sources["mnist"]["mirrors"].append("https://example.invalid/mnist/")
+        (project.root / DATASETS).write_text(yaml.safe_dump(sources), encoding="utf-8")
+        assert set(project.status()) == {"download"}
+        # Only the mirror list changed: the same verified files, so nothing after download reruns.
+        result = project.repro()
+        assert result.ran == {"download"}, result.output
+    finally:
+        project.reset()
+
+
+# When a run fails: the last good outputs stay, and the next run finishes the job
+
+
+def workspace_outputs(project: Project) -> dict[str, str]:
+    """Digest of every output file (data/, metrics/, plots/), temp files included."""
+    return {
+        f"{folder}/{name}": digest
+        for folder in ("data", "metrics", "plots")
+        for name, digest in tree_digest(project.root / folder).items()
+    }
+
+
+def temp_files(project: Project) -> list[str]:
+    return sorted(
+        str(path.relative_to(project.root))
+        for folder in ("data", "metrics", "plots")
+        for path in (project.root / folder).rglob(".*")
+    )
+
+
+# Code appended to the copy's digits/model.py (which only train and evaluate import), so that the
+# train stage fails while it writes its outputs: the model, history and curves are in their temp
+# files by then.
+INJECTED = "digits/model.py"
+FAILURES = {
+    "exception": "raise RuntimeError('injected failure')",
+    "sigkill": "os.kill(os.getpid(), signal.SIGKILL)",
+    "sigint": "Path(os.environ['FAILURE_MARKER']).touch(); time.sleep(120)",
+}
+
+
+def inject_failure(project: Project, kind: str) -> None:
+    with open(project.root / INJECTED, "a", encoding="utf-8") as f:
+        f.write(
+            "\n\ndef summarize_training(history, model):  # injected by the test\n"
+            "    import os, signal, time\n"
+            "    from pathlib import Path\n"
+            f"    {FAILURES[kind]}\n"
+        )
+
+
+def repro_interrupted_with_sigint(project: Project) -> subprocess.CompletedProcess[str]:
+    """`dvc repro`, and Ctrl+C (SIGINT to its process group) once train is writing outputs."""
+    marker = project.base / "failure-marker"
+    marker.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [str(VENV_BIN / "dvc"), "repro"],
+        cwd=project.root,
+        env={**project.env, "FAILURE_MARKER": str(marker)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    deadline = time.monotonic() + DVC_TIMEOUT_S
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), "train never reached its outputs"
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("kind", ["bad-params", "exception", "sigint", "sigkill"])
+def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
+    good = workspace_outputs(project)
+    try:
+        if kind == "bad-params":  # a one-character typo: epochs: "3"
+            project.set_params("train", epochs="3")
+        else:
+            project.set_params("train", epochs=3)
+            inject_failure(project, kind)
+
+        if kind == "sigint":
+            result = repro_interrupted_with_sigint(project)
+        else:
+            result = project.run(VENV_BIN / "dvc", "repro", check=False)
+
+        assert result.returncode != 0, result.stdout
+        assert "failed to reproduce 'train'" in result.stderr, result.stderr
+        if kind == "bad-params":
+            assert "train.epochs: Input should be a valid integer" in result.stderr
+        after = workspace_outputs(project)
+        leftovers = temp_files(project)
+        if kind == "sigkill":  # nothing can clean up after SIGKILL: the next run does
+            assert leftovers, "expected the killed stage's temp files"
+            after = {path: digest for path, digest in after.items() if path not in leftovers}
+        else:
+            assert leftovers == []
+        assert after == good, "the failed run changed or deleted outputs"
+        changed = project.git("status", "--porcelain", "--untracked-files=no").splitlines()
+        assert sorted(line[3:] for line in changed) == sorted(
+            ["params.yaml"] if kind == "bad-params" else ["params.yaml", INJECTED]
+        ), changed  # metrics/ and plots/ untouched
+
+        # Fix the cause; the next `dvc repro` finishes the job and leaves nothing behind.
+        project.git("checkout", "--quiet", "--", INJECTED)
+        project.set_params("train", epochs=3)
+        assert project.repro().ran == {"train", "evaluate"}
+        assert project.status() == {}
+        assert temp_files(project) == []
+        train = json.loads((project.root / "metrics/train.json").read_text(encoding="utf-8"))
+        assert train["epochs"] == 3
+    finally:
+        project.reset()
 
 
 # Comparing a branch with main
@@ -411,6 +566,42 @@ def hex_rgb(colour: str) -> list[int]:
     return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
 
 
+def open_report(
+    index: Path,
+    specs: dict[str, dict],
+    colours: dict[str, list[int]],
+    screenshot: Path,
+    stand_ins: dict[str, Path] | None = None,
+) -> tuple[dict[str, Any], OfflinePage]:
+    """Open a DVC report in headless Chromium, wait until every vega plot drew (or 30 s), and
+    return what INSPECT_REPORT_JS found with the page (its errors and blocked requests)."""
+    with launched_chromium() as browser:
+        offline = OfflinePage(browser, stand_ins=stand_ins)
+        page = offline.page
+        page.goto(index.as_uri(), wait_until="load")
+        deadline = time.monotonic() + 30
+        while True:  # vega-embed draws asynchronously
+            found = page.evaluate(INSPECT_REPORT_JS, {"colours": colours, "vegaIds": list(specs)})
+            if all(plot["drawn"] for plot in found["vega"]) or time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(200)
+        page.screenshot(path=screenshot, full_page=True)
+    return found, offline
+
+
+def revision_colours(specs: dict[str, dict]) -> dict[str, dict[str, list[int]]]:
+    """DVC colours the lines of a linear plot by revision: each such plot's colour per revision."""
+    return {
+        div: {
+            rev: hex_rgb(colour)
+            for rev, colour in zip(scale["domain"], scale["range"], strict=True)
+        }
+        for div, spec in specs.items()
+        if (scale := spec.get("encoding", {}).get("color", {}).get("scale"))
+        and sorted(scale.get("domain", [])) == ["main", "workspace"]
+    }
+
+
 def test_plots_diff_main_renders_both_revisions(
     project: Project, slower_learning: Repro, tmp_path: Path
 ):
@@ -426,27 +617,11 @@ def test_plots_diff_main_renders_both_revisions(
     for div, spec in specs.items():
         revisions = {row["rev"] for row in spec["data"]["values"]}
         assert revisions == {"main", "workspace"}, div
-    # DVC colours the lines of a linear plot by revision: find each revision's colour.
-    line_colours = {
-        div: dict(zip(scale["domain"], scale["range"], strict=True))
-        for div, spec in specs.items()
-        if (scale := spec.get("encoding", {}).get("color", {}).get("scale"))
-        and sorted(scale.get("domain", [])) == ["main", "workspace"]
-    }
+    line_colours = revision_colours(specs)
     assert line_colours, "no plot colours its lines by revision"
-    colours = {rev: hex_rgb(colour) for rev, colour in next(iter(line_colours.values())).items()}
+    colours = next(iter(line_colours.values()))
 
-    with launched_chromium() as browser:
-        offline = OfflinePage(browser)
-        page = offline.page
-        page.goto((report / "index.html").as_uri(), wait_until="load")
-        deadline = time.monotonic() + 30
-        while True:  # vega-embed draws asynchronously
-            found = page.evaluate(INSPECT_REPORT_JS, {"colours": colours, "vegaIds": list(specs)})
-            if all(plot["drawn"] for plot in found["vega"]) or time.monotonic() > deadline:
-                break
-            page.wait_for_timeout(200)
-        page.screenshot(path=tmp_path / "plots-diff.png", full_page=True)
+    found, offline = open_report(report / "index.html", specs, colours, tmp_path / "diff.png")
 
     assert not offline.errors, offline.errors
     assert not offline.blocked, f"the report tried to reach the network: {offline.blocked}"
@@ -460,6 +635,49 @@ def test_plots_diff_main_renders_both_revisions(
         captions = sorted(box["caption"] for box in plot["revisions"])
         assert captions == ["main", "workspace"], plot
         assert all(box["loaded"] for box in plot["revisions"]), plot
+
+
+# DVC's default template loads these from a CDN; the test serves npm's copies in their place.
+CDN_STAND_INS = {
+    f"https://cdn.jsdelivr.net/npm/{library}@": PROJECT
+    / "tools/node_modules"
+    / library
+    / "build"
+    / f"{library}.min.js"
+    for library in ("vega", "vega-lite", "vega-embed")
+}
+
+
+@pytest.mark.parametrize("command", ["show", "diff"])
+def test_plots_work_in_a_fresh_clone_without_set_up(
+    project: Project, slower_learning: Repro, tmp_path: Path, command: str
+):
+    # `pip install dvc && git clone ... && dvc plots show`: no `make setup`, so no offline
+    # template and no .dvc/config.local. DVC's own template must be used, not a crash.
+    clone = project.base / f"fresh-clone-{command}"
+    project.git("clone", "--quiet", "--branch", "slower-learning", project.root, clone)
+    project.git("branch", "--quiet", "main", "origin/main", cwd=clone)
+    assert not (clone / ".dvc" / "config.local").exists()
+    report = tmp_path / "report"
+    args = ["plots", "show"] if command == "show" else ["plots", "diff", "main"]
+
+    project.dvc(*args, "-o", report, cwd=clone)
+
+    html = (report / "index.html").read_text(encoding="utf-8")
+    assert "cdn.jsdelivr.net/npm/vega@" in html, "expected DVC's default (CDN) template"
+    specs = vega_specs(html)
+    declared = yaml.safe_load((clone / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
+    assert len(specs) == sum(isinstance(plot, dict) for plot in declared)  # the data plots
+    found, page = open_report(
+        report / "index.html", specs, {}, tmp_path / "report.png", stand_ins=CDN_STAND_INS
+    )
+    assert not page.errors, page.errors
+    assert not page.blocked, page.blocked
+    assert len(page.served) == 3, page.served  # the three libraries, "from the CDN"
+    assert all(plot["drawn"] for plot in found["vega"]), found["vega"]
+    assert found["images"], "the report holds no image plots"
+    loaded = [box["loaded"] for plot in found["images"] for box in plot["revisions"]]
+    assert all(loaded), found["images"]
 
 
 # Experiments
@@ -498,6 +716,50 @@ def test_exp_run_with_a_param_and_exp_show_lists_it(project: Project):
         assert name in project.dvc("exp", "show", "--md")
     finally:
         project.reset()
+
+
+def leaf_count(value: Any) -> int:
+    """How many columns `dvc exp show` gives a metrics or params file: one per leaf value."""
+    if isinstance(value, dict):
+        return sum(leaf_count(item) for item in value.values())
+    return 1
+
+
+def test_exp_show_has_a_readable_number_of_columns(project: Project):
+    (workspace, *_) = json.loads(project.dvc("exp", "show", "--json"))
+    data = workspace["data"]
+    metrics = sum(leaf_count(file["data"]) for file in data["metrics"].values())
+    params = sum(leaf_count(file["data"]) for file in data["params"].values())
+    assert 0 < metrics <= 20, data["metrics"]
+    assert 0 < params <= 30, data["params"]
+    assert list(data["params"]) == ["params.yaml"]
+    assert "datasets" not in data["params"]["params.yaml"]["data"]["download"]
+
+
+def test_the_documented_sweep_fits_120_columns(project: Project):
+    # Every experiment of tools/experiments.py, for one epoch on the synthetic data, then the
+    # README's command to compare them, with room to spare so that nothing is cut.
+    try:
+        for name in sweep.EXPERIMENTS:
+            project.dvc(*sweep.command(name)[1:], "-S", "train.epochs=1")
+        shown = subprocess.run(
+            [VENV_BIN / "dvc", *sweep.SHOW[1:], "--no-pager"],
+            cwd=project.root,
+            env={**project.env, "COLUMNS": "1000"},  # wide enough that rich cuts nothing
+            capture_output=True,
+            text=True,
+            timeout=DVC_TIMEOUT_S,
+            check=True,
+        ).stdout
+    finally:
+        project.reset()
+    width = max(map(len, shown.splitlines()))
+    assert width <= 120, shown
+    assert "…" not in shown, shown
+    for name in sweep.EXPERIMENTS:
+        assert f"[{name}]" in shown, shown
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    assert shlex.join(sweep.SHOW) in readme
 
 
 def queue_states(project: Project) -> tuple[dict[str, str], str]:

@@ -193,6 +193,46 @@ def test_atomic_directory_crash_keeps_the_previous_folder(tmp_path: Path) -> Non
     assert leftovers(tmp_path) == []
 
 
+def test_atomic_directory_replaces_a_folder_and_leaves_no_temp(tmp_path: Path) -> None:
+    final = tmp_path / "plots"
+    final.mkdir()
+    (final / "old.png").write_bytes(b"old")
+    with atomic_directory(final) as folder:
+        (folder / "new.png").write_bytes(b"new")
+    assert leftovers(tmp_path) == []  # neither the new folder's temp nor the old folder
+
+
+# --- what a killed writer leaves behind ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stale_kind", ["file", "folder"])
+def test_the_next_write_removes_a_killed_writers_temp(tmp_path: Path, stale_kind: str) -> None:
+    # SIGKILL gives a writer no chance to clean up: its `.<name>.<random>.tmp` stays.
+    stale = tmp_path / ".metrics.json.k1ll3d_x.tmp"
+    if stale_kind == "file":
+        stale.write_text("{half")
+    else:
+        stale.mkdir()
+        (stale / "half.png").write_bytes(b"half")
+    unrelated = [".metrics.json.tmp", ".metrics.json.toolongname.tmp", ".other.json.abcdefgh.tmp"]
+    for name in unrelated:
+        (tmp_path / name).write_text("not ours")
+
+    write_json(tmp_path / "metrics.json", {"accuracy": 1.0})
+
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*unrelated, "metrics.json"])
+
+
+def test_the_next_folder_write_removes_a_killed_writers_temp_folder(tmp_path: Path) -> None:
+    stale = tmp_path / ".plots.abcd_123.tmp"
+    stale.mkdir()
+    (stale / "half.png").write_bytes(b"half")
+    with atomic_directory(tmp_path / "plots") as folder:
+        (folder / "whole.png").write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]
+
+
 # --- write_json ---------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from digits.params import (
     ParamsError,
     PreprocessParams,
     TrainParams,
+    load_dataset_source,
     load_section,
     parse_section,
     read_params_file,
@@ -30,8 +31,11 @@ from stages._cli import run
 
 PROJECT = Path(__file__).parents[1]
 PARAMS = PROJECT / "params.yaml"
+DATASETS = PROJECT / "data" / "datasets.yaml"
 with open(PARAMS, encoding="utf-8") as _file:
     COMMITTED: dict[str, Any] = yaml.safe_load(_file)
+with open(DATASETS, encoding="utf-8") as _file:
+    COMMITTED_SOURCES: dict[str, Any] = yaml.safe_load(_file)
 
 
 def section(name: str, **changes: Any) -> dict[str, Any]:
@@ -86,7 +90,8 @@ def test_committed_values_arrive_typed() -> None:
     preprocess = load_section(PARAMS, "preprocess", PreprocessParams)
     assert preprocess.validation_fraction == 0.1
     download = load_section(PARAMS, "download", DownloadParams)
-    assert sorted(download.source.files) == sorted(RAW_FILE_NAMES)
+    source = load_dataset_source(DATASETS, download.dataset)
+    assert sorted(source.files) == sorted(RAW_FILE_NAMES)
 
 
 def test_params_are_frozen() -> None:
@@ -186,27 +191,74 @@ def test_out_of_range(name: str, key: str, value: object, allowed: str) -> None:
     rejection(name, section(name, **{key: value}), f"{name}.{key}", allowed, f"(got {value!r})")
 
 
-def test_empty_mirror_list() -> None:
-    raw = section("download")
-    raw["datasets"]["mnist"]["mirrors"] = []
-    rejection("download", raw, "download.datasets.mnist.mirrors", "at least 1 item")
+# --- the dataset sources file (data/datasets.yaml) ------------------------------------------------
 
 
-def test_empty_mirror_string_names_its_position() -> None:
-    raw = section("download")
-    raw["datasets"]["mnist"]["mirrors"] = ["https://example.org/", ""]
-    rejection(
-        "download", raw, "download.datasets.mnist.mirrors.1:", "at least 1 character", "(got '')"
+def mnist_source(**changes: Any) -> dict[str, Any]:
+    """A deep copy of the committed sources with `changes` applied to mnist's entry."""
+    sources = copy.deepcopy(COMMITTED_SOURCES)
+    sources["mnist"].update(changes)
+    return sources
+
+
+def source_rejection(tmp_path: Path, sources: object, *fragments: str) -> str:
+    """Assert loading mnist from `sources` fails with a ParamsError saying each fragment."""
+    path = write_params(tmp_path, sources, "datasets.yaml")
+    with pytest.raises(ParamsError) as caught:
+        load_dataset_source(path, "mnist")
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message
+
+
+def test_committed_sources_hold_both_datasets_and_leave_params_alone() -> None:
+    assert sorted(COMMITTED_SOURCES) == ["fashion-mnist", "mnist"]
+    for name in COMMITTED_SOURCES:
+        assert sorted(load_dataset_source(DATASETS, name).files) == sorted(RAW_FILE_NAMES)
+    # Data identity is not a hyperparameter: no mirror or hash in params.yaml.
+    assert sorted(COMMITTED["download"]) == [
+        "backoff_seconds",
+        "dataset",
+        "retries",
+        "timeout_seconds",
+    ]
+
+
+def test_empty_mirror_list(tmp_path: Path) -> None:
+    source_rejection(
+        tmp_path,
+        mnist_source(mirrors=[]),
+        "invalid dataset sources in ",
+        "mnist.mirrors",
+        "at least 1 item",
     )
+
+
+def test_empty_mirror_string_names_its_position(tmp_path: Path) -> None:
+    sources = mnist_source(mirrors=["https://example.org/", ""])
+    source_rejection(tmp_path, sources, "mnist.mirrors.1:", "at least 1 character", "(got '')")
+
+
+def test_a_bad_entry_of_another_dataset_is_refused_too(tmp_path: Path) -> None:
+    sources = mnist_source()
+    sources["fashion-mnist"]["mirrors"] = []
+    source_rejection(tmp_path, sources, "fashion-mnist.mirrors", "at least 1 item")
 
 
 def test_unknown_dataset_lists_the_known_ones() -> None:
-    rejection(
-        "download",
-        section("download", dataset="kmnist"),
-        "dataset='kmnist' is not one of the datasets listed",
-        "['fashion-mnist', 'mnist']",
-    )
+    with pytest.raises(ParamsError) as caught:
+        load_dataset_source(DATASETS, "kmnist")
+    message = str(caught.value)
+    assert "download.dataset='kmnist' is not a dataset of" in message
+    assert "['fashion-mnist', 'mnist']" in message
+
+
+def test_sources_file_must_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ParamsError) as caught:
+        load_dataset_source(missing, "mnist")
+    assert str(caught.value) == f"cannot read {missing}: No such file or directory"
 
 
 def test_mirror_variable_follows_the_dataset() -> None:
@@ -217,7 +269,8 @@ def test_mirror_variable_follows_the_dataset() -> None:
         "download", section("download", dataset="fashion-mnist"), DownloadParams
     )
     assert fashion.mirror_variable == "FASHION_MNIST_MIRROR"
-    assert fashion.source.files["train-images-idx3-ubyte"].sha256.startswith("c59f468a")
+    fashion_files = load_dataset_source(DATASETS, fashion.dataset).files
+    assert fashion_files["train-images-idx3-ubyte"].sha256.startswith("c59f468a")
 
 
 @pytest.mark.parametrize(
@@ -229,26 +282,23 @@ def test_mirror_variable_follows_the_dataset() -> None:
         "g" * 64,  # not hex
     ],
 )
-def test_bad_sha256(digest: str) -> None:
-    raw = section("download")
-    raw["datasets"]["mnist"]["files"]["train-images-idx3-ubyte"]["sha256"] = digest
-    rejection(
-        "download",
-        raw,
-        "download.datasets.mnist.files.train-images-idx3-ubyte.sha256",
+def test_bad_sha256(tmp_path: Path, digest: str) -> None:
+    sources = mnist_source()
+    sources["mnist"]["files"]["train-images-idx3-ubyte"]["sha256"] = digest
+    source_rejection(
+        tmp_path,
+        sources,
+        "mnist.files.train-images-idx3-ubyte.sha256",
         "^[0-9a-f]{64}$",
         repr(digest),
     )
 
 
-def test_file_size_must_be_positive() -> None:
-    raw = section("download")
-    raw["datasets"]["mnist"]["files"]["t10k-labels-idx1-ubyte"]["bytes"] = 0
-    rejection(
-        "download",
-        raw,
-        "download.datasets.mnist.files.t10k-labels-idx1-ubyte.bytes",
-        "greater than 0",
+def test_file_size_must_be_positive(tmp_path: Path) -> None:
+    sources = mnist_source()
+    sources["mnist"]["files"]["t10k-labels-idx1-ubyte"]["bytes"] = 0
+    source_rejection(
+        tmp_path, sources, "mnist.files.t10k-labels-idx1-ubyte.bytes", "greater than 0"
     )
 
 
@@ -289,12 +339,13 @@ def test_momentum_with_sgd_and_rmsprop_is_accepted(optimizer: str) -> None:
         (*RAW_FILE_NAMES[:3], "train-images-idx3-ubyte.gz"),  # one misspelt
     ],
 )
-def test_download_files_must_name_exactly_the_four_raw_files(names: tuple[str, ...]) -> None:
-    pin = COMMITTED["download"]["datasets"]["mnist"]["files"]["train-images-idx3-ubyte"]
-    raw = section("download")
-    raw["datasets"]["mnist"]["files"] = {name: dict(pin) for name in names}
-    rejection(
-        "download", raw, "files must name exactly", str(list(RAW_FILE_NAMES)), str(sorted(names))
+def test_download_files_must_name_exactly_the_four_raw_files(
+    tmp_path: Path, names: tuple[str, ...]
+) -> None:
+    pin = COMMITTED_SOURCES["mnist"]["files"]["train-images-idx3-ubyte"]
+    sources = mnist_source(files={name: dict(pin) for name in names})
+    source_rejection(
+        tmp_path, sources, "files must name exactly", str(list(RAW_FILE_NAMES)), str(sorted(names))
     )
 
 
@@ -332,7 +383,7 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.yaml"
     with pytest.raises(ParamsError) as caught:
         load_section(path, "train", TrainParams)
-    assert str(caught.value) == f"cannot read params file {path}: No such file or directory"
+    assert str(caught.value) == f"cannot read {path}: No such file or directory"
 
 
 # --- a stage with bad params stops before any work ----------------------------------------------
@@ -386,10 +437,7 @@ def test_stage_with_missing_params_file_exits_1(stage_inputs: Path, capsys) -> N
     out_dir = stage_inputs / "out"
     argv = ["--params", str(missing), str(stage_inputs / "interim"), str(out_dir)]
     assert run(preprocess_stage.main, argv) == 1
-    assert (
-        capsys.readouterr().err
-        == f"error: cannot read params file {missing}: No such file or directory\n"
-    )
+    assert capsys.readouterr().err == f"error: cannot read {missing}: No such file or directory\n"
     assert not out_dir.exists()
 
 

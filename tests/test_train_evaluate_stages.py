@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import keras
@@ -96,9 +98,7 @@ def test_train_then_evaluate_writes_every_output(processed_dir: Path, tmp_path: 
     for average in ("macro", "weighted"):
         assert set(test[average]) == {"precision", "recall", "f1"}
         assert all(0 <= value <= 1 for value in test[average].values())
-    assert sorted(test["per_class"], key=int) == [str(digit) for digit in range(10)]
-    supports = [test["per_class"][str(digit)]["support"] for digit in range(10)]
-    assert supports == np.bincount(test_labels.argmax(axis=1), minlength=10).tolist()
+    assert sorted(test) == ["accuracy", "loss", "macro", "weighted"]  # per class: plot data
 
     # evaluate: plot data and figures
     plots = out / "plots" / "evaluate"
@@ -112,6 +112,8 @@ def test_train_then_evaluate_writes_every_output(processed_dir: Path, tmp_path: 
     per_class = pd.read_csv(plots / "per_class.csv")
     assert list(per_class.columns) == ["digit", "precision", "recall", "f1", "support"]
     assert per_class["digit"].tolist() == list(range(10))
+    supports = np.bincount(test_labels.argmax(axis=1), minlength=10).tolist()
+    assert per_class["support"].tolist() == supports
     for figure in ("confusion_matrix.png", "misclassified.png"):
         assert (plots / figure).read_bytes().startswith(PNG_SIGNATURE)
     assert sorted(path.name for path in plots.iterdir()) == [
@@ -149,3 +151,38 @@ def test_evaluate_without_a_model_fails_with_a_clear_message(
 
     assert str(missing) in capsys.readouterr().err
     assert not out.exists()
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("failure", ["exception", "sigterm"])
+def test_a_train_run_that_fails_while_writing_keeps_the_previous_outputs(
+    processed_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failure: str,
+) -> None:
+    out = tmp_path / "out"
+    assert run(train.main, train_argv(processed_dir, out, write_params(tmp_path))) == 0
+    before = tree_bytes(out)
+
+    def fail_after_the_model_is_written(history: pd.DataFrame) -> None:
+        assert any(p.name.startswith(".model.keras.") for p in (out / "model").iterdir())
+        if failure == "sigterm":  # what `kill PID` sends; Ctrl+C's SIGINT is handled alike
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise RuntimeError("the figure could not be drawn")
+
+    monkeypatch.setattr(train, "training_curves_figure", fail_after_the_model_is_written)
+    argv = train_argv(processed_dir, out, write_params(tmp_path, epochs=1))
+    if failure == "exception":
+        with pytest.raises(RuntimeError):
+            run(train.main, argv)
+    else:
+        assert run(train.main, argv) == 130
+        assert "interrupted: the previous outputs are kept" in capsys.readouterr().err
+
+    assert tree_bytes(out) == before  # the 2-epoch model, history, curves and metrics, whole
+    assert list(out.rglob(".*")) == []  # and no temp file

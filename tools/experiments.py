@@ -4,6 +4,7 @@
     dvc queue start --jobs 1              # run them (one at a time: timings stay honest)
     dvc queue status                      # until every experiment is Success
     python tools/experiments.py table     # rewrite the README table from dvc exp show --json
+    python tools/experiments.py show      # compare them in a terminal: SHOW, 120 columns wide
 
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
 train stage's own log line "trained N epochs in S s", read back with `dvc queue logs <name>`.
@@ -63,6 +64,20 @@ EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
         ["download.dataset=fashion-mnist", *CNN, "train.epochs=15"],
     ),
 }
+
+
+# The sweep side by side in at most 120 columns: the experiment, its headline scores and size,
+# and the two params that tell the rows apart besides their names. (`dvc exp show` alone has a
+# column for every metric, param and dependency.)
+SHOW = [
+    "dvc",
+    "exp",
+    "show",
+    "--drop",
+    ".*",
+    "--keep",
+    r"Experiment|test\.(accuracy|macro\.f1)|parameters|train\.(model|epochs)",
+]
 
 
 def command(name: str) -> list[str]:
@@ -165,7 +180,11 @@ def write_table() -> None:
 
 
 if __name__ == "__main__":
-    actions = {"queue": queue, "table": write_table}
+    actions = {
+        "queue": queue,
+        "table": write_table,
+        "show": lambda: subprocess.run([*SHOW, "--no-pager"], cwd=ROOT, check=True),
+    }
     if len(sys.argv) != 2 or sys.argv[1] not in actions:
         raise SystemExit(f"usage: {sys.argv[0]} {{{','.join(actions)}}}")
     actions[sys.argv[1]]()
