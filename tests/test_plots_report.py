@@ -199,16 +199,29 @@ def test_offline_template_inlines_the_libraries(tmp_path: Path):
         assert source[:2000] in html, f"{library.name} is not inlined"
 
 
-def test_config_key_points_plain_dvc_plots_show_at_the_template(project_copy: Path):
-    """The project's .dvc/config sets `[plots] html_template` (relative to .dvc/) to the
-    template that `make setup` builds, so a plain `dvc plots show` works offline."""
-    require_prerequisites()
-    config = (project_copy / ".dvc" / "config").read_text(encoding="utf-8")
-    assert "html_template = ../build/plots_template.html" in config
-    build_template(project_copy / "build" / "plots_template.html")
+def test_committed_config_names_no_template():
+    """A template that only `make setup` builds must not be named in the committed config: every
+    clone without it would fail with "HTML template has to contain '{plot_divs}'"."""
+    assert "html_template" not in (PROJECT / ".dvc" / "config").read_text(encoding="utf-8")
 
+
+def test_make_setup_points_plain_dvc_plots_show_at_the_template(project_copy: Path):
+    """`make plots-template` (part of `make setup`) builds the offline template and sets it in
+    .dvc/config.local, so that a plain `dvc plots show` works offline."""
+    require_prerequisites()
+    shutil.copy2(PROJECT / "Makefile", project_copy / "Makefile")
+    (project_copy / "tools").mkdir()
+    for name in ("build_plots_template.py", "package.json", "package-lock.json"):
+        shutil.copy2(TOOLS / name, project_copy / "tools" / name)
+    (project_copy / "tools" / "node_modules").symlink_to(TOOLS / "node_modules")
+    make = ["make", "--no-print-directory", f"BIN={DVC.parent}", f"PYTHON={sys.executable}"]
+
+    run([*make, "plots-template"], cwd=project_copy)
+    run([*make, "plots-template"], cwd=project_copy)  # a second time changes nothing
     run([DVC, "plots", "show"], cwd=project_copy)
 
+    local = (project_copy / ".dvc" / "config.local").read_text(encoding="utf-8")
+    assert local.count("html_template = ../build/plots_template.html") == 1
     html = (project_copy / "dvc_plots" / "index.html").read_text(encoding="utf-8")
     assert "cdn.jsdelivr.net" not in html
     for plot in declared_plots(project_copy / "dvc.yaml"):
