@@ -11,10 +11,11 @@ differs, so a failed check can be acted on without digging through a diff:
 Exit status 0 with one line when nothing differs, 1 with the report (on stderr) when something
 does, 2 when the check itself cannot run (not a git work tree, unreadable dvc.lock).
 
-The committed results are promised bit for bit on the reference platform only (Linux x86-64,
-Python 3.11, the locked versions: README.md, "Platforms"). Elsewhere the last bits may differ:
-the report then says that this is not the reference platform, lists what differs for
-information, and the exit status is 0 (with --strict: 1, as on the reference platform).
+The committed results are promised bit for bit on the reference platform only: Linux x86-64,
+with tensorflow-cpu and the other locked versions (README.md, "Installing, and the platforms").
+Elsewhere the last bits may differ: the report then says that this is not the reference
+platform, lists what differs for information, and the exit status is 0 (with --strict: 1, as
+on the reference platform).
 
 Usage: python tools/verify_outputs.py [--rev REV] [--strict]   (compares with REV, default HEAD)
 """
@@ -39,20 +40,16 @@ HASH_FIELDS = ("md5", "size", "nfiles", "hash")
 METRICS_SUFFIXES = (".json", ".yaml", ".yml")
 
 
-REFERENCE_PLATFORM = "Linux x86-64 with Python 3.11"
+REFERENCE_PLATFORM = "Linux x86-64"
 
 
 def this_platform() -> str:
-    return f"{platform.system()} {platform.machine()} with Python {platform.python_version()}"
+    return f"{platform.system()} {platform.machine()}"
 
 
 def on_reference_platform() -> bool:
-    """Linux x86-64 with Python 3.11: where the committed results were made and are checked."""
-    return (
-        sys.platform == "linux"
-        and platform.machine() == "x86_64"
-        and sys.version_info[:2] == (3, 11)
-    )
+    """Linux x86-64, where the committed results are made (tensorflow-cpu: pyproject.toml)."""
+    return sys.platform == "linux" and platform.machine() == "x86_64"
 
 
 class CheckError(Exception):
@@ -243,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.strict or on_reference_platform()):
         print(
             f"Not the reference platform: this is {this_platform()}; the committed results are "
-            f"promised bit for bit on {REFERENCE_PLATFORM} only (README.md, Platforms).\n"
+            f"promised bit for bit on {REFERENCE_PLATFORM} only (README.md).\n"
             f"The pipeline ran. What differs from {args.rev} ({checked}), committed -> here, "
             f"for information (not an error):"
         )
