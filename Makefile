@@ -8,6 +8,7 @@
 # make bench-serve - API latency with 1 and 4 clients, accuracy on drawn digits (needs the model)
 # make test-fast - lint and the tests not marked slow
 # make check-wheels - ask PyPI whether every locked package has a wheel for every platform
+# make check-lock - fail unless requirements.lock is what make lock makes of pyproject.toml
 # make lock   - re-resolve requirements.lock for every platform (keeps its pins; UPGRADE=1: newest)
 # make python - which Python make would create .venv with
 
@@ -31,7 +32,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup repro test test-fast lint format verify plots bench serve bench-serve lock \
-	check-wheels python clean
+	check-wheels check-lock python clean
 
 setup: $(STAMP) $(PLOTS_TEMPLATE)
 
@@ -100,10 +101,20 @@ $(UV):
 	build/uv-$(UV_VERSION)/bin/python -m pip install --quiet --disable-pip-version-check \
 	  uv==$(UV_VERSION)
 
+UV_COMPILE = $(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' --quiet --output-file
+
 lock: $(UV)
-	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
-	  --generate-hashes --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade) \
-	  --quiet --output-file requirements.lock
+	$(UV_COMPILE) requirements.lock $(if $(UPGRADE),--upgrade)
+
+# requirements.lock is exactly what make lock makes of pyproject.toml, with the hashes PyPI has
+# for its versions: not edited by hand, and not left behind by a change to the dependencies.
+# (uv reuses the hashes of a preferred version from the output file, so they are left out.)
+check-lock: $(UV)
+	sed -e '/--hash=/d' -e 's/ \\$$//' requirements.lock > build/requirements.lock.check
+	$(UV_COMPILE) build/requirements.lock.check
+	diff -u requirements.lock build/requirements.lock.check \
+	  || { echo "requirements.lock is not what make lock makes: run make lock" >&2; exit 1; }
 
 python:
 	@$(PYTHON) -c '$(SAY_PYTHON)'

@@ -128,5 +128,6 @@ def test_make_without_a_supported_python_says_what_to_do(tmp_path: Path):
     assert "PYTHON=" in result.stderr
 
 
-def test_ci_runs_the_wheel_check():
-    assert "make check-wheels" in (PROJECT / ".ci" / "run").read_text(encoding="utf-8")
+def test_ci_checks_the_lock_and_the_wheels():
+    ci = (PROJECT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert {"make check-lock", "make check-wheels"} <= set(ci)
