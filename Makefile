@@ -1,12 +1,29 @@
 # make repro  - set up .venv from the lock file and run the whole pipeline (dvc repro)
 # make test   - set up, then lint and run the whole test suite
 # make verify - rerun every stage from scratch; fail if dvc.lock, metrics/ or plots/ change
+#               (off the reference platform: report only; STRICT=1 fails there too)
 # make plots  - write the HTML report of every plot to build/plots (works offline)
 # make bench  - time plain model.fit against the pipeline's training on the real data
 # make serve  - the drawing page on http://127.0.0.1:8000/ (needs the trained model: make repro)
 # make bench-serve - API latency with 1 and 4 clients, accuracy on drawn digits (needs the model)
+# make test-fast - lint and the tests not marked slow
+# make check-wheels - ask PyPI whether every locked package has a wheel for every platform
+# make check-lock - fail unless requirements.lock is what make lock makes of pyproject.toml
+# make lock   - re-resolve requirements.lock for every platform (keeps its pins; UPGRADE=1: newest)
+# make python - which Python make would create .venv with
 
-PYTHON ?= python3.11
+# The interpreter for .venv: PYTHON=... if given, else the first of these on PATH.
+PYTHONS := python3.11 python3.12 python3.13
+ifndef PYTHON
+PYTHON := $(firstword $(foreach p,$(PYTHONS),$(shell command -v $(p) 2>/dev/null)))
+endif
+ifeq ($(PYTHON),)
+PYTHON = $(error none of $(PYTHONS) is on PATH: install one, or run make PYTHON=/path/to/python3)
+endif
+# Prints the version and path of the Python it runs in; fails unless that is 3.11 to 3.13.
+SAY_PYTHON := import sys; v = sys.version_info; ok = (3, 11) <= v[:2] <= (3, 13); \
+	print(f"Python {v.major}.{v.minor}.{v.micro} ({sys.executable})" + ("" if ok else \
+	": not supported, the project needs Python 3.11 to 3.13")); sys.exit(not ok)
 VENV := .venv
 BIN := $(VENV)/bin
 PLOTS_TEMPLATE := build/plots_template.html
@@ -14,14 +31,18 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup plots-template repro test lint format verify plots bench serve bench-serve lock clean
+.PHONY: setup plots-template repro test test-fast lint format verify plots bench serve \
+	bench-serve lock check-wheels check-lock python clean
 
 setup: $(STAMP) plots-template
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@test -x $(BIN)/python || { $(PYTHON) -c '$(SAY_PYTHON)' && echo '$(PYTHON) -m venv $(VENV)' \
+	  && $(PYTHON) -m venv $(VENV); }
+	@printf '$(VENV): '; $(BIN)/python -c '$(SAY_PYTHON)'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+	  -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -58,9 +79,15 @@ format: setup
 test: lint
 	$(BIN)/python -m pytest
 
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+check-wheels: setup
+	$(BIN)/python tools/check_wheels.py
+
 verify: setup
 	$(BIN)/dvc repro --force
-	$(BIN)/python tools/verify_outputs.py
+	$(BIN)/python tools/verify_outputs.py $(if $(STRICT),--strict)
 
 plots: setup
 	$(BIN)/dvc plots show -o build/plots
@@ -74,15 +101,34 @@ serve: setup
 bench-serve: setup
 	$(BIN)/python tools/bench_serve.py
 
-# Re-resolve the newest versions allowed by pyproject.toml into requirements.lock.
-lock:
-	rm -rf build/lock-venv
-	$(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip install --quiet -e '.[dev]'
-	{ head -n 2 requirements.lock; build/lock-venv/bin/python -m pip freeze --exclude-editable; \
-	  build/lock-venv/bin/python -m pip freeze --all | grep '^setuptools=='; } > requirements.lock.new
-	mv requirements.lock.new requirements.lock
-	rm -rf build/lock-venv
+# One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
+# from PyPI, in build/) with the current requirements.lock as preferences: pins only move when
+# pyproject.toml requires it, or with UPGRADE=1. The platforms are [tool.uv] environments.
+UV_VERSION := 0.13.9
+UV := build/uv-$(UV_VERSION)/bin/uv
+
+$(UV):
+	$(PYTHON) -m venv build/uv-$(UV_VERSION)
+	build/uv-$(UV_VERSION)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  uv==$(UV_VERSION)
+
+UV_COMPILE = $(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' --quiet --output-file
+
+lock: $(UV)
+	$(UV_COMPILE) requirements.lock $(if $(UPGRADE),--upgrade)
+
+# requirements.lock is exactly what make lock makes of pyproject.toml, with the hashes PyPI has
+# for its versions: not edited by hand, and not left behind by a change to the dependencies.
+# (uv reuses the hashes of a preferred version from the output file, so they are left out.)
+check-lock: $(UV)
+	sed -e '/--hash=/d' -e 's/ \\$$//' requirements.lock > build/requirements.lock.check
+	$(UV_COMPILE) build/requirements.lock.check
+	diff -u requirements.lock build/requirements.lock.check \
+	  || { echo "requirements.lock is not what make lock makes: run make lock" >&2; exit 1; }
+
+python:
+	@$(PYTHON) -c '$(SAY_PYTHON)'
 
 clean:
 	-test ! -x $(BIN)/dvc || $(BIN)/dvc config --local --unset plots.html_template 2>/dev/null

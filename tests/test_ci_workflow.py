@@ -62,9 +62,10 @@ def test_ci_workflow_tests_verifies_and_reports_on_pull_requests():
     workflow = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert {"push", "pull_request"} <= set(triggers)
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["pipeline"]
+    assert job["runs-on"] == "ubuntu-24.04"  # the reference platform, with Python 3.11
     assert job["permissions"]["pull-requests"] == "write"
-    all_steps = steps(workflow)
+    all_steps = job["steps"]
     commands = [line for step in all_steps for line in runs(step)]
 
     python = next(s for s in all_steps if s.get("uses", "").startswith("actions/setup-python@"))
@@ -86,6 +87,23 @@ def test_ci_workflow_tests_verifies_and_reports_on_pull_requests():
     assert upload["with"]["path"] == "build/plots-diff"
     (comment,) = [s for s in on_pull_request if "gh pr comment" in s.get("run", "")]
     assert comment["env"]["GH_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+
+
+def test_fast_tests_run_on_every_platform_and_python_of_the_table():
+    """macOS arm64, Linux aarch64 and x86-64; Python 3.11 to 3.13; verify on the reference only."""
+    workflow = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
+    job = workflow["jobs"]["fast-tests"]
+    cells = {(cell["os"], str(cell["python"])) for cell in job["strategy"]["matrix"]["include"]}
+    assert {os for os, _ in cells} == {"macos-14", "ubuntu-24.04-arm", "ubuntu-24.04"}
+    assert {python for _, python in cells} == {"3.11", "3.12", "3.13"}
+    assert ("ubuntu-24.04", "3.11") not in cells  # the pipeline job's platform
+    assert job["runs-on"] == "${{ matrix.os }}"
+    assert job["env"]["PYTHON"] == "python${{ matrix.python }}"
+    (python,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
+    assert python["with"]["python-version"] == "${{ matrix.python }}"
+    commands = [line for step in job["steps"] for line in runs(step)]
+    assert commands == ["make setup", "make test-fast"]
+    assert make_recipe("test-fast")[-1] == '$(BIN)/python -m pytest -m "not slow"'
 
 
 def make_recipe(target: str) -> list[str]:

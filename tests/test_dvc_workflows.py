@@ -858,9 +858,10 @@ def make_verify(project: Project, cwd: Path) -> subprocess.CompletedProcess[str]
     """The project's `make verify` in `cwd`, with the venv that runs these tests.
 
     `-o setup` skips the set-up step (a venv and the plots template in the copy), so this runs
-    exactly the verify recipe.
+    exactly the verify recipe. STRICT=1: the results compared were made here, so a difference
+    fails on any platform.
     """
-    args = ["make", "--no-print-directory", "-o", "setup", "verify", f"BIN={VENV_BIN}"]
+    args = ["make", "--no-print-directory", "-o", "setup", "verify", f"BIN={VENV_BIN}", "STRICT=1"]
     recipe = project.run(*args, "--dry-run", cwd=cwd).stdout
     assert "tools/verify_outputs.py" in recipe, (
         f"the Makefile's verify recipe should run tools/verify_outputs.py:\n{recipe}"

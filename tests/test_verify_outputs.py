@@ -108,9 +108,9 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def check(root: Path) -> subprocess.CompletedProcess[str]:
+def check(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT)], cwd=root, capture_output=True, text=True, timeout=60
+        [sys.executable, str(SCRIPT), *args], cwd=root, capture_output=True, text=True, timeout=60
     )
 
 
@@ -132,7 +132,7 @@ def test_changed_results_fail_naming_every_difference(repo: Path):
     (repo / "plots" / "train" / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(99))
     (repo / "plots" / "train" / "extra.csv").write_text("a\n")
 
-    result = check(repo)
+    result = check(repo, "--strict")  # as on the reference platform, whatever this one is
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -150,9 +150,41 @@ def test_changed_results_fail_naming_every_difference(repo: Path):
 
 def test_a_deleted_output_fails(repo: Path):
     (repo / "metrics" / "evaluate.json").unlink()
-    result = check(repo)
+    result = check(repo, "--strict")
     assert result.returncode == 1
     assert "metrics/evaluate.json: committed but missing from the working tree" in result.stderr
+
+
+@pytest.mark.parametrize("reference", [True, False])
+def test_off_the_reference_platform_differences_are_reported_not_failed(
+    repo: Path,
+    reference: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    (repo / "metrics" / "evaluate.json").write_text(
+        json.dumps({"test": {"accuracy": 0.97}}), encoding="utf-8"
+    )
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(verify_outputs, "on_reference_platform", lambda: reference)
+    monkeypatch.setattr(verify_outputs, "this_platform", lambda: "Darwin arm64")
+
+    status = verify_outputs.main([])
+
+    out, err = capsys.readouterr()
+    difference = "metrics/evaluate.json: test.accuracy: 0.98 -> 0.97"
+    if reference:
+        assert status == 1
+        assert err.startswith("REPRODUCIBILITY CHECK FAILED")
+        assert difference in err
+    else:
+        assert status == 0
+        assert out.startswith(
+            "Not the reference platform: this is Darwin arm64; the committed "
+            "results are promised bit for bit on Linux x86-64 only"
+        )
+        assert difference in out
+        assert verify_outputs.main(["--strict"]) == 1
 
 
 def test_outside_a_git_repo_the_check_cannot_run(tmp_path: Path):
