@@ -4,7 +4,7 @@ The mirrors and the pinned content of each file come from the dataset sources fi
 (data/datasets.yaml); params.yaml's download section picks the dataset and sets the retries.
 
 $MNIST_MIRROR (an http(s) or file URL, or a local folder such as ../shared/mnist) is tried
-before the mirrors in params.yaml: this is how offline machines and CI run the real pipeline.
+before the listed mirrors: this is how offline machines and CI run the real pipeline.
 For download.dataset=fashion-mnist the variable is $FASHION_MNIST_MIRROR.
 """
 
