@@ -1,4 +1,4 @@
-"""digits-predict (digits.cli.predict_main), the Predictor and `describe`, with a tiny model
+"""digits-predict (digits.app.cli.predict_main), the Predictor and `describe`, with a tiny model
 trained here on the synthetic blocks (never data/model, which a fresh clone does not have)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits.cli import predict_main
+from digits.app.cli import predict_main
+from digits.app.predict import Predictor, describe
 from digits.errors import PipelineError
 from digits.model import save_model
-from digits.predict import Predictor, describe
 
 PROJECT = Path(__file__).parents[1]
 RESULT_LINE = re.compile(  # four.png: 4 (97.1%)   top 3: 4 97.1%, 9 2.0%, 1 0.4%
@@ -146,7 +146,7 @@ def test_usage_errors_exit_with_2(capsys: pytest.CaptureFixture) -> None:
 
 def test_exit_codes_of_a_real_process(tmp_path: Path) -> None:
     """As the console script runs it: bad files only (TensorFlow is never loaded), no files."""
-    code = "import sys; from digits.cli import predict_main; sys.exit(predict_main())"
+    code = "import sys; from digits.app.cli import predict_main; sys.exit(predict_main())"
     missing = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "nope.png")],
         capture_output=True,
@@ -214,9 +214,19 @@ def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
 
 def test_output_reads_the_same_from_file_and_bytes(model_file: Path, tmp_path: Path) -> None:
     """The command and the server bring images to MNIST's conventions the same way."""
-    from digits.images import decode_image, read_image, to_mnist
+    from digits.app.images import decode_image, read_image, to_mnist
 
     path = digit_drawing(tmp_path / "four.png")
     from_file = to_mnist(read_image(path))
     from_bytes = to_mnist(decode_image(path.read_bytes(), "body"))
     np.testing.assert_array_equal(from_file, from_bytes)
+
+
+def test_the_pipeline_library_never_imports_the_app() -> None:
+    """digits/app uses the pipeline's model; the pipeline (digits/*.py, stages/) stands alone."""
+    library = [*PROJECT.glob("digits/*.py"), *PROJECT.glob("stages/*.py")]
+    assert len(library) > 10
+    for path in library:
+        source = path.read_text(encoding="utf-8")
+        assert "digits.app" not in source, f"{path.name} imports the recogniser app"
+        assert "from digits import app" not in source, path.name

@@ -1,4 +1,4 @@
-"""digits.server: the real server on 127.0.0.1 (port 0, in a thread) with a tiny model trained
+"""digits.app.server: the real server on 127.0.0.1 (port 0, in a thread) with a tiny model trained
 here: the page and its files, valid predictions from PNG, JPEG and JSON bodies, every kind of bad
 request answered with a JSON error and a 4xx status, and concurrent clients."""
 
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits.cli import serve_main
-from digits.images import to_mnist
+from digits.app.cli import serve_main
+from digits.app.images import to_mnist
+from digits.app.predict import Predictor, describe
+from digits.app.server import MAX_BODY_BYTES, MAX_CONNECTIONS, PredictionServer, make_server
 from digits.model import save_model
-from digits.predict import Predictor, describe
-from digits.server import MAX_BODY_BYTES, MAX_CONNECTIONS, PredictionServer, make_server
 
 TIMEOUT_S = 10
 CLIENTS = 8

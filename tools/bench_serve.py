@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits.images import to_mnist
+from digits.app.images import to_mnist
 
 TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
 TARGET_CLIENTS = 4
 CANVAS = 280
-CANVAS_LINE_WIDTH = 22  # as in digits/web/draw.js
+CANVAS_LINE_WIDTH = 22  # as in digits/app/web/draw.js
 FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
 
 
@@ -146,7 +146,7 @@ class Client:
 @contextlib.contextmanager
 def serving(model: Path) -> Iterator[tuple[str, int]]:
     """`digits-serve --port 0 --quiet` in its own process, for the duration of the block."""
-    code = "import sys; from digits.cli import serve_main; sys.exit(serve_main())"
+    code = "import sys; from digits.app.cli import serve_main; sys.exit(serve_main())"
     with tempfile.TemporaryFile("w+") as log:  # TensorFlow's banners; shown if the start fails
         process = subprocess.Popen(
             [sys.executable, "-c", code, "--model", str(model), "--port", "0", "--quiet"],

@@ -1,8 +1,8 @@
 """The drawing page and its JSON API, on the standard library's threading HTTP server.
 
-    GET  /                 the drawing page (digits/web/), with draw.js and style.css
+    GET  /                 the drawing page (digits/app/web/), with draw.js and style.css
     POST /api/predict      body: a PNG or JPEG (Content-Type image/png or image/jpeg), brought to
-                           MNIST's conventions by digits.images.to_mnist; or JSON
+                           MNIST's conventions by digits.app.images.to_mnist; or JSON
                            {"pixels": [[...28 numbers in 0..1...] x 28]}, already in MNIST's
                            conventions (ink bright on black, centred), used as is.
                            -> 200 {"digit", "probability", "probabilities": [10], "top3"}
@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from digits.app.images import ImageError, decode_image, to_mnist
+from digits.app.predict import describe
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH
-from digits.images import ImageError, decode_image, to_mnist
-from digits.predict import describe
 
 MAX_BODY_BYTES = 1024 * 1024  # a 280x280 canvas PNG is 3-15 KB
 MAX_CONNECTIONS = 32
@@ -37,7 +37,7 @@ SOCKET_TIMEOUT_S = 30  # idle keep-alive connections and stalled uploads are dro
 IMAGE_TYPES = ("image/png", "image/jpeg")
 JSON_TYPE = "application/json"
 
-STATIC_FILES = {  # URL path -> (file in digits/web, Content-Type)
+STATIC_FILES = {  # URL path -> (file in digits/app/web, Content-Type)
     "/": ("index.html", "text/html; charset=utf-8"),
     "/draw.js": ("draw.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
@@ -104,7 +104,7 @@ class PredictionServer(ThreadingHTTPServer):
     ) -> None:
         self.predict = predict
         self.log_requests = log_requests
-        web = resources.files("digits") / "web"
+        web = resources.files("digits.app") / "web"
         self.static = {
             path: ((web / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC_FILES.items()

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.app.images import read_image, to_mnist
+from digits.app.predict import Predictor, describe
+from digits.app.server import make_server
 from digits.determinism import pin_cpu_kernels
 from digits.errors import PipelineError
-from digits.images import read_image, to_mnist
-from digits.predict import Predictor, describe
-from digits.server import make_server
 
 DEFAULT_MODEL = Path("data/model/model.keras")
 
