@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from chromium import launched_chromium
-from project_tools import load_tool
+from serving import serving
 
 from digits.model import save_model
 
@@ -36,8 +36,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Iterator
     """`digits-serve --port 0` in its own process, as a person would start it."""
     model_path = tmp_path_factory.mktemp("model") / "model.keras"
     save_model(tiny_model, model_path)
-    with load_tool("bench_serve").serving(model_path) as (host, port):
-        yield f"http://{host}:{port}/"
+    with serving(model_path) as server:
+        yield server.url
 
 
 class PageWatch:

@@ -1,17 +1,19 @@
 """Latency of the drawing page's API under concurrent clients, and accuracy on drawn digits.
 
-    make bench-serve                # or: python tools/bench_serve.py [--requests 500]
-Needs a trained model (data/model/model.keras: `dvc repro train`). Starts `digits-serve` on
-127.0.0.1 in a separate process, then for each payload and each client count, every client (a
-thread with its own keep-alive connection, like a browser tab) sends --requests requests back
-to back after a short warm-up. Payloads:
+    make bench-serve        # or: python tools/bench_serve.py [--requests 500] [--servers ...]
+Needs a trained model (data/model/model.keras: `dvc repro train`). Starts each server of
+--servers (default: digits-serve, then the old standard-library server for comparison, see
+tests/serving.py) on 127.0.0.1 in a separate process, then for each payload and each client
+count, every client (a thread with its own keep-alive connection, like a browser tab) sends
+--requests requests back to back after a short warm-up. Payloads:
 
   json 28x28   {"pixels": ...}: an MNIST-ready image; measures HTTP + JSON + the model
   png 280x280  a canvas-like drawing (dark strokes on white, RGBA PNG as canvas.toBlob makes
                it); adds PNG decoding and the MNIST preprocessing
 
 Prints p50 / p95 / p99 / max latency in ms and requests per second, and exits 1 if a p95 is
-over its target with 4 clients (10 ms for json 28x28, 25 ms for png 280x280). Then sends
+over its target with 4 clients for digits-serve (10 ms for json 28x28, 25 ms for png 280x280).
+Then sends
 hand-drawn-like digits (stroke templates with random size, position, slant, stroke width and
 polarity) and printed digits (the system's TrueType fonts) and prints the accuracy, with and
 without the MNIST preprocessing (without: the picture only shrunk to 28x28 and inverted).
@@ -20,24 +22,24 @@ without the MNIST preprocessing (without: the picture only shrunk to 28x28 and i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import io
 import json
 import math
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from digits.app.images import to_mnist
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from serving import SERVER_COMMANDS, serving
 
 TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
 TARGET_CLIENTS = 4
@@ -141,29 +143,6 @@ class Client:
 
     def close(self) -> None:
         self.connection.close()
-
-
-@contextlib.contextmanager
-def serving(model: Path) -> Iterator[tuple[str, int]]:
-    """`digits-serve --port 0 --quiet` in its own process, for the duration of the block."""
-    code = "import sys; from digits.app.cli import serve_main; sys.exit(serve_main())"
-    with tempfile.TemporaryFile("w+") as log:  # TensorFlow's banners; shown if the start fails
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, "--model", str(model), "--port", "0", "--quiet"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        try:
-            line = process.stdout.readline()  # "Serving the drawing page on http://HOST:PORT/ .."
-            if "http://" not in line:
-                log.seek(0)
-                raise SystemExit(f"the server did not start:\n{log.read()}")
-            host, port = line.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)
-            yield host, int(port)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def measure(
@@ -275,6 +254,13 @@ def main() -> int:
     arguments.add_argument("--model", type=Path, default=Path("data/model/model.keras"))
     arguments.add_argument("--requests", type=int, default=500, help="per client and payload")
     arguments.add_argument("--per-digit", type=int, default=30, help="drawn digits per class")
+    arguments.add_argument(
+        "--servers",
+        nargs="+",
+        choices=sorted(SERVER_COMMANDS),
+        default=["digits-serve", "stdlib"],
+        help="servers to measure one after the other (default: %(default)s)",
+    )
     args = arguments.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"{args.model} does not exist: run `dvc repro train` first")
@@ -288,11 +274,18 @@ def main() -> int:
         ),
         "png 280x280": (drawings, "image/png"),
     }
-    with serving(args.model) as (host, port):
-        print(f"server: digits-serve on {host}:{port}, model {args.model}; keep-alive clients\n")
-        missed = latency_report(host, port, payloads, args.requests)
+    print(f"model {args.model}; keep-alive clients; servers: {', '.join(args.servers)}\n")
+    print(
+        f"{'server':12s} {'payload':12s} {'body':>8s} {'clients':>7s} {'requests':>8s} "
+        f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'req/s':>7s}"
+    )
+    missed = []
+    for server in args.servers:
+        with serving(args.model, server) as running:
+            missed += latency_report(server, running.host, running.port, payloads, args.requests)
+    with serving(args.model) as running:
         print("\naccuracy of the real model, through the API (MNIST preprocessing / naive resize)")
-        accuracy_report(host, port, drawn_cases(rng, args.per_digit))
+        accuracy_report(running.host, running.port, drawn_cases(rng, args.per_digit))
 
     for line in missed:
         print(f"target missed: {line}")
@@ -304,25 +297,21 @@ def main() -> int:
     return 1 if missed else 0
 
 
-def latency_report(host: str, port: int, payloads: dict, requests: int) -> list[str]:
-    """Print one line per payload and client count; return the targets missed."""
+def latency_report(server: str, host: str, port: int, payloads: dict, requests: int) -> list[str]:
+    """Print one line per payload and client count; return the targets digits-serve missed."""
     sizes = {name: statistics.mean(map(len, bodies)) for name, (bodies, _) in payloads.items()}
-    print(
-        f"{'payload':12s} {'body':>8s} {'clients':>7s} {'requests':>8s} "
-        f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'req/s':>7s}"
-    )
     missed = []
     for name, (bodies, content_type) in payloads.items():
         for clients in (1, TARGET_CLIENTS):
             latencies, wall = measure(host, port, bodies, content_type, clients, requests)
             p95 = percentile(latencies, 0.95)
             print(
-                f"{name:12s} {sizes[name]:7.0f}B {clients:7d} {len(latencies):8d} "
+                f"{server:12s} {name:12s} {sizes[name]:7.0f}B {clients:7d} {len(latencies):8d} "
                 f"{percentile(latencies, 0.5):7.2f} {p95:7.2f} "
                 f"{percentile(latencies, 0.99):7.2f} {max(latencies):7.2f} "
                 f"{len(latencies) / wall:7.0f}"
             )
-            if clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
+            if server == "digits-serve" and clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
                 missed.append(f"{name}: p95 {p95:.1f} ms > {TARGETS_MS[name]:.0f} ms")
     return missed
 

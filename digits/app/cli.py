@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,6 +111,9 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    # uvicorn's warnings (malformed requests) and, unless --quiet, one line per request.
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     try:
         # TensorFlow runs concurrent calls safely; a lock measured no faster at 4 clients.
         server = make_server(
@@ -125,9 +129,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         )
     print(f"Serving the drawing page on {server.url} (Ctrl+C stops)", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_forever()  # until Ctrl+C or SIGTERM
     finally:
         server.server_close()
     return 0

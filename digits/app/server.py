@@ -1,39 +1,58 @@
-"""The drawing page and its JSON API, on the standard library's threading HTTP server.
+"""The drawing page and its JSON API: FastAPI on uvicorn (HTTP/1.1 parsed by h11).
 
     GET  /                 the drawing page (digits/app/web/), with draw.js and style.css
     POST /api/predict      body: a PNG or JPEG (Content-Type image/png or image/jpeg), brought to
                            MNIST's conventions by digits.app.images.to_mnist; or JSON
                            {"pixels": [[...28 numbers in 0..1...] x 28]}, already in MNIST's
                            conventions (ink bright on black, centred), used as is.
-                           -> 200 {"digit", "probability", "probabilities": [10], "top3"}
+                           -> 200 {"digit", "probability", "probabilities": [10], "top3",
+                                   "not_a_digit"}
+    GET  /openapi.json     the API described in OpenAPI; GET /docs shows it (Swagger UI, which
+                           the browser loads from FastAPI's CDN)
 
-Errors are JSON {"error": "..."} with a 4xx status: 400 bad body, 404 unknown path, 405 wrong
-method, 411 no Content-Length, 413 body over MAX_BODY_BYTES (refused from the header, before
-reading), 415 other content types; 503 when MAX_CONNECTIONS are already open.
-The server never imports TensorFlow: it is given a `predict` function.
+Errors are JSON {"error": "..."} with a 4xx status: 400 bad body or bad HTTP, 404 unknown path,
+405 wrong method, 408 request not received within REQUEST_TIMEOUT_S, 411 no Content-Length,
+413 body over MAX_BODY_BYTES (refused from the header, before reading), 415 other content types.
+
+What a slow or hostile client can hold: an idle connection is closed after IDLE_TIMEOUT_S; a
+request (headers and body) must arrive within REQUEST_TIMEOUT_S of its first byte; images are
+decoded by MAX_DECODES threads at a time, so their memory is bounded whatever the number of
+clients (see digits.app.images for the per-image bound). The server never imports TensorFlow:
+it is given a `predict` function.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
-import sys
+import socket
 import threading
-import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from urllib.parse import urlsplit
+from typing import Any
 
+import h11
 import numpy as np
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from digits.app.images import ImageError, decode_image, to_mnist
 from digits.app.predict import describe
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH
 
 MAX_BODY_BYTES = 1024 * 1024  # a 280x280 canvas PNG is 3-15 KB
-MAX_CONNECTIONS = 32
-SOCKET_TIMEOUT_S = 30  # idle keep-alive connections and stalled uploads are dropped
+REQUEST_TIMEOUT_S = 10.0  # from a request's first byte to its last: 1 MiB at 100 KB/s
+IDLE_TIMEOUT_S = 5  # a connection with no request under way (uvicorn's keep-alive timeout)
+MAX_CONNECTIONS = 1000  # open connections past which a request is answered 503 (uvicorn)
+MAX_DECODES = 2  # PNG/JPEG bodies decoded at once (the rest wait their turn)
 IMAGE_TYPES = ("image/png", "image/jpeg")
 JSON_TYPE = "application/json"
 
@@ -48,27 +67,37 @@ PAGE_HEADERS = {
     "form-action 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
 }
+API_PATH = "/api/predict"
 
 # (1, 28, 28) float32 image in MNIST's conventions -> (1, 10) class probabilities.
 PredictFunction = Callable[[np.ndarray], np.ndarray]
 
 
 class RequestError(Exception):
-    """A request the client must change: an HTTP status and a message for the JSON body."""
+    """A request the client must change: an HTTP status and a message for the JSON body.
+    `close` ends the connection after the answer (the body was not read)."""
 
-    def __init__(self, status: HTTPStatus, message: str) -> None:
+    def __init__(self, status: HTTPStatus, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.close = close
 
 
 def parse_pixels(body: bytes) -> np.ndarray:
     """A JSON body {"pixels": 28 rows of 28 numbers in [0, 1]} -> (28, 28) float32."""
     shape = f"{IMAGE_HEIGHT} rows of {IMAGE_WIDTH} numbers in [0, 1]"
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"invalid JSON: {error}") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"invalid JSON: {error}") from None
+    except RecursionError:  # json.loads recurses once per [ or {: 100,000 of them
+        raise RequestError(HTTPStatus.BAD_REQUEST, "invalid JSON: nested too deeply") from None
     if not isinstance(document, dict) or set(document) != {"pixels"}:
         keys = sorted(document) if isinstance(document, dict) else type(document).__name__
         raise RequestError(
@@ -93,197 +122,305 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-class PredictionServer(ThreadingHTTPServer):
-    """Serves the page and the API with one thread per connection (at most MAX_CONNECTIONS)."""
-
-    daemon_threads = True
-    request_queue_size = 64  # listen backlog; socketserver's 5 drops bursts of connections
-
-    def __init__(
-        self, address: tuple[str, int], predict: PredictFunction, log_requests: bool = True
-    ) -> None:
-        self.predict = predict
-        self.log_requests = log_requests
-        web = resources.files("digits.app") / "web"
-        self.static = {
-            path: ((web / name).read_bytes(), content_type)
-            for path, (name, content_type) in STATIC_FILES.items()
-        }
-        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(address, RequestHandler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    def process_request(self, request, client_address) -> None:
-        if not self._connections.acquire(blocking=False):
-            busy = json.dumps({"error": "too many connections; try again"}).encode()
-            try:
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(busy), busy)
-                )
-            finally:
-                self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._connections.release()
+def error_response(
+    status: int, message: str, close: bool = False, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    extra = {"Cache-Control": "no-store", **(headers or {})}
+    if close:
+        extra["Connection"] = "close"
+    return JSONResponse({"error": message}, status_code=status, headers=extra)
 
 
-class RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: a page sends a request every 100 ms
-    timeout = SOCKET_TIMEOUT_S
-    disable_nagle_algorithm = True
-    server: PredictionServer
-
-    def version_string(self) -> str:  # the Server header: no Python version
-        return "digits"
-
-    def do_GET(self) -> None:
-        self._serve_static()
-
-    do_HEAD = do_GET  # _send leaves the body out
-
-    def do_POST(self) -> None:
-        path = urlsplit(self.path).path
-        if path != "/api/predict":
-            self._method_not_allowed_or_missing(path)
-            return
-        try:
-            image = self._read_image()
-            result = describe(self.server.predict(image[np.newaxis])[0])
-        except RequestError as error:
-            self._send_json(error.status, {"error": str(error)})
-            return
-        except Exception:  # a bug: keep the traceback in the log, answer in JSON
-            traceback.print_exc()
-            self.close_connection = True
-            self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
-            return
-        self._send_json(HTTPStatus.OK, result)
-
-    def do_PUT(self) -> None:
-        self._method_not_allowed_or_missing(urlsplit(self.path).path)
-
-    do_DELETE = do_PATCH = do_OPTIONS = do_PUT
-
-    def _serve_static(self) -> None:
-        path = urlsplit(self.path).path
-        if path not in self.server.static:
-            self._method_not_allowed_or_missing(path)
-            return
-        body, content_type = self.server.static[path]
-        self._send(HTTPStatus.OK, body, content_type, PAGE_HEADERS)
-
-    def _method_not_allowed_or_missing(self, path: str) -> None:
-        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
-            self.close_connection = True  # a body we do not read: the stream cannot be reused
-        if path == "/api/predict":
-            allowed = "POST"
-        elif path in self.server.static:
-            allowed = "GET, HEAD"
-        else:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
-            return
-        self._send_json(
-            HTTPStatus.METHOD_NOT_ALLOWED,
-            {"error": f"{self.command} is not allowed on {path}; use {allowed}"},
-            {"Allow": allowed},
+async def read_body(request: Request) -> bytes:
+    """The request body, at most MAX_BODY_BYTES, announced by a Content-Length."""
+    if "transfer-encoding" in request.headers:
+        raise RequestError(
+            HTTPStatus.LENGTH_REQUIRED, "send a Content-Length; chunked bodies are refused", True
         )
+    length_header = request.headers.get("content-length")
+    if length_header is None:
+        raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required", True)
+    length = int(length_header)  # h11 has checked it is one number
+    if length > MAX_BODY_BYTES:
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"the body is {length:,} bytes; the limit is {MAX_BODY_BYTES:,}",
+            True,
+        )
+    return await request.body()
 
-    def _read_image(self) -> np.ndarray:
-        """The request body, checked and brought to a (28, 28) float32 MNIST image."""
-        if "Transfer-Encoding" in self.headers:
-            self.close_connection = True  # the body is not read: the stream cannot be reused
-            raise RequestError(
-                HTTPStatus.LENGTH_REQUIRED, "send a Content-Length; chunked bodies are refused"
-            )
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            self.close_connection = True
-            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
-        if not (length_header.isascii() and length_header.isdigit()):
-            self.close_connection = True
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {length_header!r}")
-        length = int(length_header)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise RequestError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the body is {length:,} bytes; the limit is {MAX_BODY_BYTES:,}",
-            )
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self.close_connection = True
-            raise RequestError(
-                HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of {length} bytes"
-            )
+
+def make_app(predict: PredictFunction) -> FastAPI:
+    """The ASGI application: the page, the API and its OpenAPI description."""
+    app = FastAPI(
+        title="digits",
+        summary="Read a handwritten digit from a drawing or a 28x28 MNIST-style image.",
+        version="0.1.0",
+        redoc_url=None,
+    )
+    web = resources.files("digits.app") / "web"
+    allowed_methods = {API_PATH: "POST"}
+    decoders = ThreadPoolExecutor(MAX_DECODES, thread_name_prefix="decode")
+
+    for path, (name, content_type) in STATIC_FILES.items():
+        allowed_methods[path] = "GET, HEAD"
+        page = Response((web / name).read_bytes(), media_type=content_type, headers=PAGE_HEADERS)
+        app.add_api_route(path, _constant(page), methods=["GET", "HEAD"], include_in_schema=False)
+    allowed_methods["/openapi.json"] = allowed_methods["/docs"] = "GET, HEAD"
+
+    def prepare_image(body: bytes) -> np.ndarray:
+        try:
+            return to_mnist(decode_image(body, "the image"), "the image")
+        except ImageError as error:
+            raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
+
+    @app.post(API_PATH, summary="Read the digit in an image", openapi_extra=API_DOCUMENTATION)
+    async def predict_digit(request: Request) -> Response:
+        try:
+            body = await read_body(request)
+        except ClientDisconnect:  # the client left: nobody to answer
+            return Response(status_code=HTTPStatus.BAD_REQUEST)
         accepted = f"{', '.join(IMAGE_TYPES)} or {JSON_TYPE}"
-        if "Content-Type" not in self.headers:
+        if "content-type" not in request.headers:
             raise RequestError(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type is required: {accepted}"
             )
-        content_type = self.headers.get_content_type()  # lower case, without parameters
+        content_type = request.headers["content-type"].split(";")[0].strip().lower()
         if content_type == JSON_TYPE:
-            return parse_pixels(body)
-        if content_type in IMAGE_TYPES:
-            try:
-                return to_mnist(decode_image(body, "the image"), "the image")
-            except ImageError as error:
-                raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
-        raise RequestError(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Type {content_type} is not accepted; use {accepted}",
+            image = await run_in_threadpool(parse_pixels, body)
+        elif content_type in IMAGE_TYPES:
+            loop = asyncio.get_running_loop()
+            image = await loop.run_in_executor(decoders, prepare_image, body)
+        else:
+            raise RequestError(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type {content_type} is not accepted; use {accepted}",
+            )
+        probabilities = await run_in_threadpool(predict, image[np.newaxis])
+        return JSONResponse(describe(probabilities[0]), headers={"Cache-Control": "no-store"})
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, error: RequestError) -> Response:
+        return error_response(error.status, str(error), error.close)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        path = request.url.path
+        if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED and path in allowed_methods:
+            allowed = allowed_methods[path]
+            return error_response(
+                error.status_code,
+                f"{request.method} is not allowed on {path}; use {allowed}",
+                headers={"Allow": allowed},
+            )
+        if error.status_code == HTTPStatus.NOT_FOUND:
+            return error_response(error.status_code, f"no such page: {path}")
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> Response:
+        # A bug: uvicorn logs the traceback; the client gets JSON like every other error.
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", close=True)
+
+    return app
+
+
+def _constant(response: Response) -> Callable[[], Any]:
+    async def serve() -> Response:
+        return response
+
+    return serve
+
+
+API_DOCUMENTATION: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": f"At most {MAX_BODY_BYTES:,} bytes, with a Content-Length.",
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            JSON_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["pixels"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "pixels": {
+                            "description": "28 rows of 28 numbers in [0, 1]: ink bright on "
+                            "black, centred as in MNIST",
+                            "type": "array",
+                            "minItems": IMAGE_HEIGHT,
+                            "maxItems": IMAGE_HEIGHT,
+                            "items": {
+                                "type": "array",
+                                "minItems": IMAGE_WIDTH,
+                                "maxItems": IMAGE_WIDTH,
+                                "items": {"type": "number", "minimum": 0, "maximum": 1},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "The digit read, its probability, all ten, and the top 3",
+            "content": {
+                JSON_TYPE: {
+                    "example": {
+                        "digit": 7,
+                        "probability": 0.98,
+                        "probabilities": [0, 0, 0.01, 0, 0, 0, 0, 0.98, 0, 0.01],
+                        "top3": [
+                            {"digit": 7, "probability": 0.98},
+                            {"digit": 2, "probability": 0.01},
+                            {"digit": 9, "probability": 0.01},
+                        ],
+                    }
+                }
+            },
+        },
+        **{
+            str(int(status)): {
+                "description": meaning,
+                "content": {JSON_TYPE: {"example": {"error": "what was wrong"}}},
+            }
+            for status, meaning in [
+                (HTTPStatus.BAD_REQUEST, "Bad JSON, a damaged or blank image, bad HTTP"),
+                (HTTPStatus.REQUEST_TIMEOUT, f"Not received within {REQUEST_TIMEOUT_S:g} s"),
+                (HTTPStatus.LENGTH_REQUIRED, "No Content-Length"),
+                (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"Over {MAX_BODY_BYTES:,} bytes"),
+                (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Not PNG, JPEG or JSON"),
+            ]
+        },
+    },
+}
+
+
+def _raw_json_response(status: HTTPStatus, message: str) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection, for the protocol level."""
+    body = json.dumps({"error": message}).encode()
+    return (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class DeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with the deadlines it lacks: a connection that opens and sends
+    nothing is closed after IDLE_TIMEOUT_S (uvicorn starts that timer only after a first
+    answer), and a request must be received whole within `request_timeout_s` of its first
+    byte, or it gets 408 and the connection is closed. Malformed HTTP gets a JSON 400."""
+
+    def __init__(self, *args: Any, request_timeout_s: float = REQUEST_TIMEOUT_S, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.request_timeout_s = request_timeout_s
+        self.request_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Headers and body go out in two writes: without TCP_NODELAY (which the accepted
+        # sockets here lack) each answer waits 40 ms for the client's delayed ACK.
+        connection = transport.get_extra_info("socket")
+        if connection is not None:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
 
-    def _send_json(
-        self, status: HTTPStatus, document: dict, headers: dict[str, str] | None = None
+    def data_received(self, data: bytes) -> None:
+        if self.request_deadline is None:
+            self.request_deadline = self.loop.call_later(
+                self.request_timeout_s, self.request_timed_out
+            )
+        super().data_received(data)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):  # received whole
+            self._cancel_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_deadline(self) -> None:
+        if self.request_deadline is not None:
+            self.request_deadline.cancel()
+            self.request_deadline = None
+
+    def request_timed_out(self) -> None:
+        self.request_deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
+            message = f"the request was not received within {self.request_timeout_s:g} s"
+            self.transport.write(_raw_json_response(HTTPStatus.REQUEST_TIMEOUT, message))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(
+            _raw_json_response(HTTPStatus.BAD_REQUEST, "invalid HTTP request: " + msg)
+        )
+        self.transport.close()
+
+
+class PredictionServer:
+    """uvicorn serving `make_app(predict)` on a socket bound when made (port 0: a free port)."""
+
+    def __init__(
+        self,
+        predict: PredictFunction,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        log_requests: bool = True,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
-        body = json.dumps(document, allow_nan=False).encode()
-        extra = {"Cache-Control": "no-store", **(headers or {})}
-        self._send(status, body, "application/json", extra)
+        self.socket = socket.create_server((host, port), backlog=1024)
+        self.server_address = self.socket.getsockname()[:2]
+        config = uvicorn.Config(
+            make_app(predict),
+            http=functools.partial(DeadlineProtocol, request_timeout_s=request_timeout_s),
+            lifespan="off",
+            log_config=None,  # the caller's logging (digits-serve sets it up)
+            access_log=log_requests,
+            server_header=False,
+            timeout_keep_alive=IDLE_TIMEOUT_S,
+            limit_concurrency=MAX_CONNECTIONS,
+        )
+        self.uvicorn = uvicorn.Server(config)
+        self.stopped = threading.Event()
+        self.stopped.set()
 
-    def _send(
-        self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str]
-    ) -> None:
-        """Headers, then the body unless this is a HEAD request. (Headers and body go out in
-        two writes: disable_nagle_algorithm keeps that from a 40 ms delayed-ACK stall.)"""
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    @property
+    def url(self) -> str:
+        host, port = self.server_address
+        return f"http://{host}:{port}/"
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
-        """Errors found by http.server itself (malformed request line, header too long, ...)
-        as JSON like every other error."""
-        self.close_connection = True
-        # An unparsable request line leaves http.server's HTTP/0.9 default, which would
-        # suppress the status line and headers: answer it like any other client.
-        self.request_version = "HTTP/1.0"
-        status = HTTPStatus(code)
-        self._send_json(status, {"error": message or status.phrase})
+    def serve_forever(self) -> None:
+        """Serve until `shutdown` (or SIGINT/SIGTERM when run in the main thread)."""
+        self.stopped.clear()
+        try:
+            self.uvicorn.run(sockets=[self.socket])
+        finally:
+            self.stopped.set()
 
-    def log_message(self, format: str, *args) -> None:
-        if self.server.log_requests:
-            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+    def shutdown(self, timeout_s: float = 10) -> None:
+        """Stop `serve_forever` (running in another thread) and wait until it has returned."""
+        self.uvicorn.should_exit = True
+        self.stopped.wait(timeout_s)
+
+    def server_close(self) -> None:
+        self.socket.close()
 
 
 def make_server(
-    predict: PredictFunction, host: str = "127.0.0.1", port: int = 8000, log_requests: bool = True
+    predict: PredictFunction,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_requests: bool = True,
+    request_timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> PredictionServer:
     """A bound, not yet serving server; port 0 picks a free port (see `.url`)."""
-    return PredictionServer((host, port), predict, log_requests)
+    return PredictionServer(predict, host, port, log_requests, request_timeout_s)
