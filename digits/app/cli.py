@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.app.images import read_image, to_mnist
+from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
 from digits.app.predict import Predictor, describe
 from digits.app.server import make_server
 from digits.determinism import pin_cpu_kernels
@@ -105,6 +105,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         arguments.error(f"--port must be 0..65535, got {args.port}")
 
+    release_image_memory_when_freed()
     try:
         pin_cpu_kernels()
         predictor = Predictor.from_file(args.model)  # once, before the first request
