@@ -4,6 +4,7 @@ trained here on the synthetic blocks (never data/model, which a fresh clone does
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits.app.cli import predict_main
+from digits.app.cli import predict_main, serve_main
 from digits.app.predict import Predictor, describe
 from digits.errors import PipelineError
 from digits.model import save_model
@@ -230,3 +231,103 @@ def test_the_pipeline_library_never_imports_the_app() -> None:
         source = path.read_text(encoding="utf-8")
         assert "digits.app" not in source, f"{path.name} imports the recogniser app"
         assert "from digits import app" not in source, path.name
+
+
+# --- what a user can get wrong, and what they did not ask for ----------------------------------
+
+
+def lambda_model_file(path: Path) -> Path:
+    """A model whose Lambda layer would run arbitrary code: Keras' safe mode refuses it."""
+    model = keras.Sequential(
+        [keras.Input(shape=(28, 28)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten()]
+    )
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("text", "not a usable Keras model: a .keras file is a zip archive; this is not one"),
+        ("truncated", "not a usable Keras model: a .keras file is a zip archive; this is not one"),
+        ("lambda", "not a usable Keras model: Requested the deserialization of a `Lambda` layer"),
+        ("h5-name", "not a .keras file"),
+        ("directory", "not a .keras file"),
+    ],
+)
+def test_a_file_that_is_not_a_usable_model_is_one_line(
+    kind: str, message: str, model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """For digits-predict and digits-serve alike: the file named, what is wrong, exit 1."""
+    bad = {
+        "text": lambda: tmp_path / "notes.keras",
+        "truncated": lambda: tmp_path / "truncated.keras",
+        "lambda": lambda: lambda_model_file(tmp_path / "lambda.keras"),
+        "h5-name": lambda: tmp_path / "model.h5",
+        "directory": lambda: tmp_path,
+    }[kind]()
+    if kind == "text":
+        bad.write_text("shopping list")
+    elif kind == "truncated":
+        data = model_file.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "h5-name":
+        bad.write_bytes(model_file.read_bytes())
+    good = digit_drawing(tmp_path / "four.png")
+
+    for run in (
+        lambda: predict_main([str(good), "--model", str(bad)]),
+        lambda: serve_main(["--model", str(bad), "--port", "0"]),
+    ):
+        assert run() == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.count("\n") == 1, err
+        assert err.startswith(f"error: {bad}: {message}"), err
+        assert "File not found" not in err
+
+
+def quiet_environment() -> dict[str, str]:
+    """The environment of a user's shell: without the TensorFlow settings conftest.py makes."""
+    hidden = {"TF_CPP_MIN_LOG_LEVEL", "ONEDNN_MAX_CPU_ISA"}
+    return {name: value for name, value in os.environ.items() if name not in hidden}
+
+
+def test_a_run_prints_nothing_it_was_not_asked_for(model_file: Path, tmp_path: Path) -> None:
+    """No TensorFlow start-up lines (oneDNN INFO) on stderr: only the results."""
+    code = "import sys; from digits.app.cli import predict_main; sys.exit(predict_main())"
+    png = digit_drawing(tmp_path / "four.png")
+
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(png), "--model", str(model_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=quiet_environment(),
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    assert RESULT_LINE.match(run.stdout.strip())
+
+
+def test_output_closed_early_is_a_quiet_exit(model_file: Path, tmp_path: Path) -> None:
+    """`digits-predict a.png b.png | head -1`: the reader is gone before the results come."""
+    code = "import sys; from digits.app.cli import predict_main; sys.exit(predict_main())"
+    png = digit_drawing(tmp_path / "four.png")
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(png), str(png), "--model", str(model_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=quiet_environment(),
+    )
+    process.stdout.close()  # like `head` once it has its line, before TensorFlow has loaded
+    try:
+        err = process.stderr.read().decode()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+        process.stderr.close()
+
+    assert err == ""
+    assert process.returncode == 1

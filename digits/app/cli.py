@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,20 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         probabilities = predictor.probabilities(np.stack(list(prepared.values())))
         results = {index: describe(row) for index, row in zip(prepared, probabilities, strict=True)}
 
+    try:
+        print_results(args, results, errors)
+    except BrokenPipeError:
+        # The reader stopped early (`digits-predict *.png | head -1`): stop quietly, and point
+        # stdout at /dev/null so that Python's flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 1 if errors else 0
+
+
+def print_results(
+    args: argparse.Namespace, results: dict[int, dict], errors: dict[int, str]
+) -> None:
+    """Results in the order of the files given: one line each, or one JSON array."""
     if args.json:
         report = [
             {"file": str(path), **results[index]}
@@ -76,7 +91,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         for index, path in enumerate(args.images):
             if index in results:
                 print(f"{path}: {format_result(results[index])}")
-    return 1 if errors else 0
+    sys.stdout.flush()  # a closed pipe shows here, not at exit
 
 
 def format_result(result: dict) -> str:
