@@ -100,6 +100,8 @@ def read_result(page) -> dict:
             state: document.getElementById('result').dataset.state,
             digit: document.getElementById('digit').textContent,
             confidence: document.getElementById('confidence').textContent,
+            doubt: document.getElementById('doubt').hidden
+                ? null : document.getElementById('doubt').textContent,
             bars: [...document.querySelectorAll('#bars .bar')].map(bar => ({
                 digit: Number(bar.dataset.digit),
                 top: bar.classList.contains('top'),
@@ -167,6 +169,7 @@ def assert_prediction_shown(result: dict) -> None:
 
 def assert_empty(result: dict) -> None:
     assert result["state"] == "empty"
+    assert result["doubt"] is None
     assert result["digit"] == "\N{EN DASH}"
     assert all(bar["width"] == 0 and bar["now"] == 0 and not bar["top"] for bar in result["bars"])
     assert all(bar["value"] == "" for bar in result["bars"])
@@ -207,6 +210,10 @@ def test_mouse_strokes_bring_a_prediction_while_drawing_and_clear_resets(
     data_url = page.evaluate("() => document.getElementById('pad').toDataURL('image/png')")
     answer = api_answer(server_url, base64.b64decode(data_url.split(",", 1)[1]))
     assert result["digit"] == str(answer["digit"])
+    if answer["not_a_digit"] is None:  # the tiny model may be guessing: the page says so
+        assert result["doubt"] is None
+    else:
+        assert result["doubt"] == f"This does not look like a digit: {answer['not_a_digit']}."
     shown = [bar["width"] for bar in result["bars"]]
     assert shown == pytest.approx([100 * p for p in answer["probabilities"]], abs=0.06)
     assert ink_pixels(page) > 2000

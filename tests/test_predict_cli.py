@@ -18,13 +18,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits.app.cli import predict_main, serve_main
-from digits.app.predict import Predictor, describe
+from digits.app.predict import Predictor, describe, not_a_digit
 from digits.errors import PipelineError
 from digits.model import save_model
 
 PROJECT = Path(__file__).parents[1]
-RESULT_LINE = re.compile(  # four.png: 4 (97.1%)   top 3: 4 97.1%, 9 2.0%, 1 0.4%
-    r"^(?P<file>\S+): (?P<digit>\d) \([\d.]+%\)   top 3: \d [\d.]+%, \d [\d.]+%, \d [\d.]+%$"
+RESULT_LINE = re.compile(  # four.png: 4 (97.1%)   top 3: 4 97.1%, 9 2.0%, 1 0.4%[   not a ...]
+    r"^(?P<file>\S+): (?P<digit>\d) \([\d.]+%\)   top 3: \d [\d.]+%, \d [\d.]+%, \d [\d.]+%"
+    r"(   not a digit\? .+)?$"
 )
 
 
@@ -78,7 +79,14 @@ def test_json_output_has_one_entry_per_file_in_order(
     report = json.loads(out)
     assert [entry["file"] for entry in report] == [str(png), str(png)]
     for entry in report:
-        assert set(entry) == {"file", "digit", "probability", "probabilities", "top3"}
+        assert set(entry) == {
+            "file",
+            "digit",
+            "probability",
+            "probabilities",
+            "top3",
+            "not_a_digit",
+        }
         assert len(entry["probabilities"]) == 10
         assert sum(entry["probabilities"]) == pytest.approx(1, abs=1e-4)
         assert entry["top3"][0] == {"digit": entry["digit"], "probability": entry["probability"]}
@@ -202,7 +210,7 @@ def test_predictor_rejects_wrong_shapes(model_file: Path) -> None:
 def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
     probabilities = np.array([0.1, 0.3, 0.05, 0.3, 0.0, 0.0, 0.0, 0.2, 0.05, 0.0], np.float32)
 
-    result = describe(probabilities)
+    result = describe(probabilities, np.zeros((28, 28), np.float32))
 
     assert result["digit"] == 1
     assert result["probability"] == 0.3
@@ -210,7 +218,46 @@ def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
     assert result["probabilities"] == [round(float(p), 6) for p in probabilities]
     json.dumps(result, allow_nan=False)  # plain Python numbers
     with pytest.raises(ValueError, match=r"expected \(10,\) probabilities"):
-        describe(np.ones((1, 10)))
+        describe(np.ones((1, 10)), np.zeros((28, 28), np.float32))
+
+
+def stroke_image(strokes: list[tuple[slice, slice]]) -> np.ndarray:
+    """A (28, 28) image with full ink in the given rectangles."""
+    image = np.zeros((28, 28), np.float32)
+    for rows, columns in strokes:
+        image[rows, columns] = 1
+    return image
+
+
+SURE = np.array([0.0] * 7 + [0.97, 0.02, 0.01], np.float32)  # a confident 7
+
+
+@pytest.mark.parametrize(
+    ("image", "probabilities", "reason"),
+    [
+        (stroke_image([(slice(4, 24), slice(13, 16))]), SURE, None),  # a 1: one stroke
+        (stroke_image([(slice(4, 7), slice(6, 22)), (slice(10, 24), slice(13, 16))]), SURE, None),
+        (np.zeros((28, 28), np.float32), SURE, "no ink"),
+        (stroke_image([(slice(4, 24), slice(4, 24))]), SURE, "ink covers 51% of the image"),
+        (
+            stroke_image([(slice(r, r + 2), slice(r, r + 2)) for r in (3, 9, 15, 21)]),
+            SURE,
+            "4 separate pieces of ink; digits have at most 2",
+        ),
+        (
+            stroke_image([(slice(4, 24), slice(13, 16))]),
+            np.full(10, 0.1, np.float32),
+            "the model is guessing: 10% for its best answer",
+        ),
+    ],
+    ids=["one-stroke", "two-strokes", "blank", "blob", "dots", "guess"],
+)
+def test_not_a_digit_rule(image: np.ndarray, probabilities: np.ndarray, reason: str | None):
+    found = not_a_digit(image, probabilities)
+    if reason is None:
+        assert found is None
+    else:
+        assert found.startswith(reason), found
 
 
 def test_output_reads_the_same_from_file_and_bytes(model_file: Path, tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def pixels(image: np.ndarray) -> bytes:
 
 
 def assert_prediction(answer: dict) -> None:
-    assert set(answer) == {"digit", "probability", "probabilities", "top3"}
+    assert set(answer) == {"digit", "probability", "probabilities", "top3", "not_a_digit"}
     assert answer["digit"] in range(10)
     assert len(answer["probabilities"]) == 10
     assert sum(answer["probabilities"]) == pytest.approx(1, abs=1e-4)
@@ -161,8 +161,8 @@ def test_a_png_from_the_canvas_is_predicted(server: PredictionServer, predictor:
 
     assert status == 200
     assert_prediction(answer)
-    expected = predictor.probabilities(to_mnist(Image.open(io.BytesIO(body)))[np.newaxis])[0]
-    assert answer == describe(expected)
+    image = to_mnist(Image.open(io.BytesIO(body)))
+    assert answer == describe(predictor.probabilities(image[np.newaxis])[0], image)
 
 
 def test_a_jpeg_is_predicted(server: PredictionServer) -> None:
@@ -181,12 +181,26 @@ def test_json_pixels_are_used_as_they_are(
     for image, _label, probabilities in zip(images[:10], labels[:10], expected, strict=True):
         status, answer = predict(server, pixels(image), "application/json; charset=utf-8")
         assert status == 200
-        assert answer == describe(probabilities)
+        assert answer == describe(probabilities, image)
     right = [
         predict(server, pixels(image), "application/json")[1]["digit"] == label.argmax()
         for image, label in zip(images[:30], labels[:30], strict=True)
     ]
     assert np.mean(right) >= 0.8
+
+
+def test_noise_is_answered_but_flagged_as_not_a_digit(server: PredictionServer) -> None:
+    noise = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (280, 280), dtype=np.uint8)).save(noise, format="PNG")
+
+    status, answer = predict(server, noise.getvalue(), "image/png")
+
+    assert status == 200
+    assert_prediction(answer)
+    assert answer["not_a_digit"].startswith("ink covers")
+    status, answer = predict(server, drawing(), "image/png")
+    assert answer["not_a_digit"] is None or "guessing" in answer["not_a_digit"]  # a tiny model
 
 
 def test_integers_zero_and_one_are_valid_pixels(server: PredictionServer) -> None:

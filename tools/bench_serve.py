@@ -189,16 +189,57 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def accuracy(
     client: Client, cases: list[tuple[int, Image.Image]], send: Callable[[Image.Image], tuple]
-) -> tuple[float, list[float]]:
-    """Share of `cases` read correctly, overall and per digit."""
+) -> tuple[float, list[float], float]:
+    """Share of `cases` read correctly, overall and per digit; share flagged "not a digit"."""
     right = np.zeros(10)
     total = np.zeros(10)
+    flagged = 0
     for digit, image in cases:
         answer = client.predict(*send(image))
         right[digit] += answer["digit"] == digit
         total[digit] += 1
+        flagged += answer["not_a_digit"] is not None
     per_digit = [float(r / t) if t else math.nan for r, t in zip(right, total, strict=True)]
-    return float(right.sum() / total.sum()), per_digit
+    return float(right.sum() / total.sum()), per_digit, flagged / len(cases)
+
+
+def scribble_cases(rng: np.random.Generator, count: int) -> dict[str, list[Image.Image]]:
+    """What is not a digit: noise, and what a person might draw instead of one (a canvas)."""
+
+    def canvas() -> tuple[Image.Image, ImageDraw.ImageDraw]:
+        image = Image.new("L", (CANVAS, CANVAS), 255)
+        return image, ImageDraw.Draw(image)
+
+    def dot(pen: ImageDraw.ImageDraw, x: float, y: float, radius: float) -> None:
+        pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=31)
+
+    cases: dict[str, list[Image.Image]] = {
+        name: []
+        for name in ("grey noise", "colour noise", "scattered dots", "one dot", "filled blob")
+    }
+    cases["random scribble"] = []
+    for _ in range(count):
+        cases["grey noise"].append(
+            Image.fromarray(rng.integers(0, 256, (CANVAS, CANVAS), dtype=np.uint8))
+        )
+        cases["colour noise"].append(
+            Image.fromarray(rng.integers(0, 256, (CANVAS, CANVAS, 3), dtype=np.uint8))
+        )
+        image, pen = canvas()
+        for _ in range(rng.integers(5, 40)):
+            dot(pen, *rng.uniform(0, CANVAS, 2), rng.uniform(3, 12))
+        cases["scattered dots"].append(image)
+        image, pen = canvas()
+        dot(pen, *rng.uniform(40, CANVAS - 40, 2), CANVAS_LINE_WIDTH / 2)
+        cases["one dot"].append(image)
+        image, pen = canvas()
+        dot(pen, *rng.uniform(80, CANVAS - 80, 2), rng.uniform(30, 80))
+        cases["filled blob"].append(image)
+        image, pen = canvas()
+        points = [tuple(rng.uniform(20, CANVAS - 20, 2)) for _ in range(rng.integers(6, 20))]
+        pen.line(points, fill=31, width=CANVAS_LINE_WIDTH, joint="curve")
+        cases["random scribble"].append(image)
+    return cases
 
 
 def drawn_cases(rng: np.random.Generator, per_digit: int) -> dict[str, list]:
@@ -255,6 +296,12 @@ def main() -> int:
     arguments.add_argument("--requests", type=int, default=500, help="per client and payload")
     arguments.add_argument("--per-digit", type=int, default=30, help="drawn digits per class")
     arguments.add_argument(
+        "--mnist",
+        type=Path,
+        default=Path("data/processed/test.npz"),
+        help="MNIST images to measure too, if the file exists (default: %(default)s)",
+    )
+    arguments.add_argument(
         "--servers",
         nargs="+",
         choices=sorted(SERVER_COMMANDS),
@@ -286,6 +333,10 @@ def main() -> int:
     with serving(args.model) as running:
         print("\naccuracy of the real model, through the API (MNIST preprocessing / naive resize)")
         accuracy_report(running.host, running.port, drawn_cases(rng, args.per_digit))
+        if args.mnist.is_file():
+            mnist_report(running.host, running.port, args.mnist)
+        print("\nthe not-a-digit signal on noise and scribbles (rule: digits/app/predict.py)")
+        not_a_digit_report(running.host, running.port, scribble_cases(rng, args.per_digit * 10))
 
     for line in missed:
         print(f"target missed: {line}")
@@ -330,11 +381,52 @@ def accuracy_report(host: str, port: int, cases_by_kind: dict[str, list]) -> Non
     client = Client(host, port)
     try:
         for name, cases in cases_by_kind.items():
-            score, per_digit = accuracy(client, cases, preprocessed)
-            naive_score, _ = accuracy(client, cases, naive)
+            score, per_digit, flagged = accuracy(client, cases, preprocessed)
+            naive_score, _, _ = accuracy(client, cases, naive)
             digits = " ".join(f"{d}:{p:.0%}" for d, p in enumerate(per_digit))
             print(
-                f"  {name:28s} {len(cases):4d} images {score:7.1%} / {naive_score:6.1%}   {digits}"
+                f"  {name:28s} {len(cases):5d} images {score:7.1%} / {naive_score:6.1%}   "
+                f"not a digit: {flagged:5.1%}   {digits}"
+            )
+    finally:
+        client.close()
+
+
+def mnist_report(host: str, port: int, path: Path) -> None:
+    """Real MNIST digits (already in MNIST's conventions), sent as JSON pixels."""
+    with np.load(path) as split:
+        images, labels = split["images"], split["labels"].argmax(axis=1)
+    client = Client(host, port)
+    try:
+        score, _, flagged = accuracy(
+            client,
+            list(zip(labels.tolist(), images, strict=True)),
+            lambda image: (pixels_json(image), "application/json"),
+        )
+    finally:
+        client.close()
+    name = f"MNIST {path.stem} (JSON)"
+    print(
+        f"  {name:28s} {len(images):5d} images {score:7.1%} /      -   not a digit: {flagged:5.1%}"
+    )
+
+
+def not_a_digit_report(host: str, port: int, cases_by_kind: dict[str, list]) -> None:
+    """Per kind of non-digit: the share flagged "not a digit" (a blank image is refused, 400)."""
+    client = Client(host, port)
+    try:
+        for name, images in cases_by_kind.items():
+            flagged = refused = 0
+            for image in images:
+                try:
+                    answer = client.predict(png_bytes(image), "image/png")
+                except RuntimeError:
+                    refused += 1
+                    continue
+                flagged += answer["not_a_digit"] is not None
+            print(
+                f"  {name:28s} {len(images):5d} images   not a digit: {flagged / len(images):6.1%}"
+                f"   refused as blank: {refused / len(images):5.1%}"
             )
     finally:
         client.close()

@@ -103,7 +103,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         try:
             image = self._read_image()
-            result = describe(self.server.predict(image[np.newaxis])[0])
+            result = describe(self.server.predict(image[np.newaxis])[0], image)
         except RequestError as error:
             self._send_json(error.status, {"error": str(error)})
             return

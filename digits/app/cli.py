@@ -62,8 +62,12 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         except PipelineError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        probabilities = predictor.probabilities(np.stack(list(prepared.values())))
-        results = {index: describe(row) for index, row in zip(prepared, probabilities, strict=True)}
+        images = np.stack(list(prepared.values()))
+        probabilities = predictor.probabilities(images)
+        results = {
+            index: describe(row, image)
+            for index, row, image in zip(prepared, probabilities, images, strict=True)
+        }
 
     try:
         print_results(args, results, errors)
@@ -95,9 +99,10 @@ def print_results(
 
 
 def format_result(result: dict) -> str:
-    """'7 (98.1%)   top 3: 7 98.1%, 9 1.2%, 2 0.4%'"""
+    """'7 (98.1%)   top 3: 7 98.1%, 9 1.2%, 2 0.4%', then '   not a digit? WHY' if so."""
     top = ", ".join(f"{entry['digit']} {entry['probability']:.1%}" for entry in result["top3"])
-    return f"{result['digit']} ({result['probability']:.1%})   top 3: {top}"
+    line = f"{result['digit']} ({result['probability']:.1%})   top 3: {top}"
+    return f"{line}   not a digit? {result['not_a_digit']}" if result["not_a_digit"] else line
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import ndimage
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from digits.errors import PipelineError
@@ -115,9 +116,45 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def describe(probabilities: np.ndarray) -> dict:
-    """(10,) probabilities -> {"digit", "probability", "probabilities", "top3"}: plain Python
-    numbers rounded to 6 decimals, for printing and JSON."""
+# "Not a digit" (see not_a_digit). The rates it gives are measured by tools/bench_serve.py (the
+# README has the table); the bounds come from the first 3,000 MNIST test digits and the drawn
+# and printed ones of that tool. Ink (pixels >= 0.5) covers at most 33% of the 28x28 field in
+# those MNIST digits and 26% in the drawn ones; noise, a blob or a dot scaled to 20 px: 39-47%.
+MAX_INK_COVERAGE = 0.35
+# Separate pieces of ink (>= 0.25, 8-connected): 1 in 99.7% of those MNIST digits, 2 in the
+# rest; scattered dots make 3 or more.
+MAX_INK_PIECES = 2
+# The model's top probability: below this it is guessing.
+MIN_TOP_PROBABILITY = 0.5
+
+
+def not_a_digit(image: np.ndarray, probabilities: np.ndarray) -> str | None:
+    """Why a (28, 28) image in MNIST's conventions does not look like a digit, or None.
+
+    A digit is one or two strokes of ink: not more than MAX_INK_PIECES separate pieces, covering
+    at most MAX_INK_COVERAGE of the field, which the model reads with at least
+    MIN_TOP_PROBABILITY. Pure noise and blobs fail the coverage, scattered dots the pieces.
+    """
+    coverage = float(np.mean(image >= 0.5))
+    pieces = ndimage.label(image >= 0.25, structure=np.ones((3, 3)))[1]
+    top = float(np.max(probabilities))
+    if pieces == 0:
+        return "no ink"
+    if coverage > MAX_INK_COVERAGE:
+        return (
+            f"ink covers {coverage:.0%} of the image; digits cover at most {MAX_INK_COVERAGE:.0%}"
+        )
+    if pieces > MAX_INK_PIECES:
+        return f"{pieces} separate pieces of ink; digits have at most {MAX_INK_PIECES}"
+    if top < MIN_TOP_PROBABILITY:
+        return f"the model is guessing: {top:.0%} for its best answer"
+    return None
+
+
+def describe(probabilities: np.ndarray, image: np.ndarray) -> dict:
+    """(10,) probabilities of the (28, 28) `image` -> {"digit", "probability", "probabilities",
+    "top3", "not_a_digit"}: plain Python numbers rounded to 6 decimals, for printing and JSON;
+    not_a_digit is None or why the image does not look like a digit."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape != (NUM_CLASSES,):
         raise ValueError(f"expected ({NUM_CLASSES},) probabilities, got {probabilities.shape}")
@@ -129,4 +166,5 @@ def describe(probabilities: np.ndarray) -> dict:
         "probability": rounded[order[0]],
         "probabilities": rounded,
         "top3": [{"digit": d, "probability": rounded[d]} for d in order],
+        "not_a_digit": not_a_digit(image, probabilities),
     }

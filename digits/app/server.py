@@ -6,7 +6,7 @@
                            {"pixels": [[...28 numbers in 0..1...] x 28]}, already in MNIST's
                            conventions (ink bright on black, centred), used as is.
                            -> 200 {"digit", "probability", "probabilities": [10], "top3",
-                                   "not_a_digit"}
+                                   "not_a_digit": null or why it does not look like a digit}
     GET  /openapi.json     the API described in OpenAPI; GET /docs shows it (Swagger UI, which
                            the browser loads from FastAPI's CDN)
 
@@ -197,7 +197,8 @@ def make_app(predict: PredictFunction) -> FastAPI:
                 f"Content-Type {content_type} is not accepted; use {accepted}",
             )
         probabilities = await run_in_threadpool(predict, image[np.newaxis])
-        return JSONResponse(describe(probabilities[0]), headers={"Cache-Control": "no-store"})
+        answer = describe(probabilities[0], image)
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, error: RequestError) -> Response:
@@ -277,6 +278,7 @@ API_DOCUMENTATION: dict[str, Any] = {
                             {"digit": 2, "probability": 0.01},
                             {"digit": 9, "probability": 0.01},
                         ],
+                        "not_a_digit": None,
                     }
                 }
             },
