@@ -10,10 +10,14 @@ TensorFlow's start-up lines and the server's log go to a file: `ServerProcess.lo
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +80,42 @@ def serving(
             process.terminate()
             process.wait(timeout=30)
             process.stdout.close()
+
+
+def post_in_parallel(
+    server: ServerProcess, body: bytes, content_type: str, clients: int
+) -> list[tuple[int, bytes]]:
+    """POST /api/predict `body` from `clients` connections at once: (status, body) of each."""
+    answers: list[tuple[int, bytes]] = []
+
+    def post() -> None:
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=120)
+        try:
+            connection.request("POST", "/api/predict", body, {"Content-Type": content_type})
+            response = connection.getresponse()
+            answers.append((response.status, response.read()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    return answers
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def huge_png(side: int = 4096) -> bytes:
+    """side x side 16-bit RGBA, all white: about 137 KB compressed, 128 MB as 16-bit pixels."""
+    row = b"\x00" + b"\xff" * 8 * side  # filter byte, then 4 channels x 2 bytes per pixel
+    header = struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)  # 16 bits, RGBA
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(row * side, 9))
+        + png_chunk(b"IEND", b"")
+    )

@@ -151,6 +151,23 @@ def test_the_page_and_its_files_are_served(server: PredictionServer) -> None:
     assert int(headers["Content-Length"]) > 1000
 
 
+def test_the_api_is_described_in_openapi(server: PredictionServer) -> None:
+    status, _, body = request(server, "GET", "/openapi.json")
+    assert status == 200
+    document = json.loads(body)
+    operation = document["paths"]["/api/predict"]["post"]
+    assert set(operation["requestBody"]["content"]) == {
+        "image/png",
+        "image/jpeg",
+        "application/json",
+    }
+    assert {"200", "400", "408", "411", "413", "415"} <= set(operation["responses"])
+    assert list(document["paths"]) == ["/api/predict"]  # the page's files are not API
+    status, _, body = request(server, "GET", "/docs")
+    assert status == 200
+    assert b"/openapi.json" in body
+
+
 # --- valid requests ---------------------------------------------------------------------------
 
 

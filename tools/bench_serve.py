@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw, ImageFont
 from digits.app.images import to_mnist
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from serving import SERVER_COMMANDS, ServerProcess, serving
+from serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
 
 TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
 TARGET_CLIENTS = 4
@@ -312,10 +312,19 @@ def main() -> int:
         help="servers to measure side by side (default: %(default)s)",
     )
     arguments.add_argument("--rounds", type=int, default=3, help="latency rounds (median)")
+    arguments.add_argument(
+        "--memory",
+        action="store_true",
+        help="only the memory of each server (a fresh process) under 32 parallel 4096x4096 "
+        "16-bit RGBA PNGs, then exit",
+    )
     args = arguments.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"{args.model} does not exist: run `dvc repro train` first")
 
+    if args.memory:
+        memory_report(args.model, args.servers)
+        return 0
     rng = np.random.default_rng(0)
     drawings = [canvas_png(digit, rng) for digit in range(10) for _ in range(5)]
     payloads = {
@@ -394,6 +403,30 @@ def latency_report(
         if server == "digits-serve" and clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
             missed.append(f"{name}: p95 {p95:.1f} ms > {TARGETS_MS[name]:.0f} ms")
     return missed
+
+
+def memory_report(model: Path, servers: list[str], clients: int = 32) -> None:
+    """Each server in a fresh process: resident memory before, at the peak and after `clients`
+    parallel POSTs of a 4096x4096 16-bit RGBA PNG (137 KB), from /proc/PID/status."""
+    png = huge_png()
+    print(
+        f"{clients} parallel POSTs of a {len(png):,}-byte 4096x4096 16-bit RGBA PNG; model {model}"
+    )
+    columns = ("before MB", "peak MB", "after MB", "seconds")
+    print(f"{'server':12s} " + " ".join(f"{name:>9s}" for name in columns) + "  answers")
+    for server in servers:
+        with serving(model, server) as running:
+            before = running.memory_mb()
+            started = time.perf_counter()
+            answers = post_in_parallel(running, png, "image/png", clients)
+            seconds = time.perf_counter() - started
+            time.sleep(1)  # the last decodes finish and are freed
+            after = running.memory_mb()
+        statuses = statistics.multimode(status for status, _ in answers)
+        print(
+            f"{server:12s} {before['VmRSS']:9.0f} {after['VmHWM']:9.0f} {after['VmRSS']:9.0f} "
+            f"{seconds:9.1f}  {len(answers)} x HTTP {statuses}"
+        )
 
 
 def accuracy_report(host: str, port: int, cases_by_kind: dict[str, list]) -> None:

@@ -168,11 +168,18 @@ def make_app(predict: PredictFunction) -> FastAPI:
         app.add_api_route(path, _constant(page), methods=["GET", "HEAD"], include_in_schema=False)
     allowed_methods["/openapi.json"] = allowed_methods["/docs"] = "GET, HEAD"
 
-    def prepare_image(body: bytes) -> np.ndarray:
+    def answer(image: np.ndarray) -> dict:
+        return describe(predict(image[np.newaxis])[0], image)
+
+    def answer_pixels(body: bytes) -> dict:
+        return answer(parse_pixels(body))
+
+    def answer_image(body: bytes) -> dict:
         try:
-            return to_mnist(decode_image(body, "the image"), "the image")
+            image = to_mnist(decode_image(body, "the image"), "the image")
         except ImageError as error:
             raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
+        return answer(image)
 
     @app.post(API_PATH, summary="Read the digit in an image", openapi_extra=API_DOCUMENTATION)
     async def predict_digit(request: Request) -> Response:
@@ -186,19 +193,17 @@ def make_app(predict: PredictFunction) -> FastAPI:
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type is required: {accepted}"
             )
         content_type = request.headers["content-type"].split(";")[0].strip().lower()
+        # One hop to a worker thread per request: the event loop only does the HTTP.
         if content_type == JSON_TYPE:
-            image = await run_in_threadpool(parse_pixels, body)
-        elif content_type in IMAGE_TYPES:
-            loop = asyncio.get_running_loop()
-            image = await loop.run_in_executor(decoders, prepare_image, body)
+            result = await run_in_threadpool(answer_pixels, body)
+        elif content_type in IMAGE_TYPES:  # MAX_DECODES threads: bounded memory
+            result = await asyncio.get_running_loop().run_in_executor(decoders, answer_image, body)
         else:
             raise RequestError(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 f"Content-Type {content_type} is not accepted; use {accepted}",
             )
-        probabilities = await run_in_threadpool(predict, image[np.newaxis])
-        answer = describe(probabilities[0], image)
-        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+        return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, error: RequestError) -> Response:
