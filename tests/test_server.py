@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from digits.app.cli import serve_main
 from digits.app.images import to_mnist
 from digits.app.predict import Predictor, describe
-from digits.app.server import IDLE_TIMEOUT_S, MAX_BODY_BYTES, PredictionServer, make_server
+from digits.app.server import IDLE_TIMEOUT_S, MAX_BODY_BYTES, PredictionServer
 from digits.model import save_model
 
 TIMEOUT_S = 10
@@ -51,7 +51,9 @@ def running(server: PredictionServer) -> Iterator[PredictionServer]:
 
 @pytest.fixture(scope="module")
 def server(predictor: Predictor) -> Iterator[PredictionServer]:
-    with running(make_server(predictor.probabilities, "127.0.0.1", 0, log_requests=False)) as live:
+    with running(
+        PredictionServer(predictor.probabilities, "127.0.0.1", 0, log_requests=False)
+    ) as live:
         yield live
 
 
@@ -528,7 +530,7 @@ def test_stalled_requests_get_408_and_idle_connections_are_closed() -> None:
     slowly or not finished) and body (shorter than its Content-Length) alike; a connection
     that sends nothing is closed after IDLE_TIMEOUT_S. The old server waited 30 s, then 500."""
     timeout_s = 1.0
-    with running(make_server(fake_predict, "127.0.0.1", 0, False, timeout_s)) as server:
+    with running(PredictionServer(fake_predict, "127.0.0.1", 0, False, timeout_s)) as server:
         (unfinished_headers,) = open_connections(server, 1, b"GET / HTTP/1.1\r\nHost: x\r\n")
         (short_body,) = open_connections(
             server,
@@ -554,7 +556,7 @@ def test_stalled_requests_get_408_and_idle_connections_are_closed() -> None:
 
 def test_a_header_every_few_seconds_does_not_hold_a_connection() -> None:
     timeout_s = 1.0
-    with running(make_server(fake_predict, "127.0.0.1", 0, False, timeout_s)) as server:
+    with running(PredictionServer(fake_predict, "127.0.0.1", 0, False, timeout_s)) as server:
         (trickle,) = open_connections(server, 1, b"GET / HTTP/1.1\r\n")
         started = time.monotonic()
         try:

@@ -21,7 +21,7 @@ import numpy as np
 
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
 from digits.app.predict import Predictor, describe
-from digits.app.server import make_server
+from digits.app.server import PredictionServer
 from digits.determinism import pin_cpu_kernels
 from digits.errors import PipelineError
 
@@ -137,7 +137,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     try:
         # TensorFlow runs concurrent calls safely; a lock measured no faster at 4 clients.
-        server = make_server(
+        server = PredictionServer(
             predictor.probabilities, args.host, args.port, log_requests=not args.quiet
         )
     except OSError as error:

@@ -374,7 +374,8 @@ class DeadlineProtocol(H11Protocol):
 
 
 class PredictionServer:
-    """uvicorn serving `make_app(predict)` on a socket bound when made (port 0: a free port)."""
+    """uvicorn serving `make_app(predict)` on a socket bound when made (port 0: a free port,
+    see `.url`); `serve_forever` serves it."""
 
     def __init__(
         self,
@@ -420,14 +421,3 @@ class PredictionServer:
 
     def server_close(self) -> None:
         self.socket.close()
-
-
-def make_server(
-    predict: PredictFunction,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    log_requests: bool = True,
-    request_timeout_s: float = REQUEST_TIMEOUT_S,
-) -> PredictionServer:
-    """A bound, not yet serving server; port 0 picks a free port (see `.url`)."""
-    return PredictionServer(predict, host, port, log_requests, request_timeout_s)
