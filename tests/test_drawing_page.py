@@ -236,6 +236,19 @@ def test_mouse_strokes_bring_a_prediction_while_drawing_and_clear_resets(
         route.continue_()
     watch.settle()
     assert_empty(read_result(page))
+
+    # Five scattered dots are not a digit, whatever the model says: the page says so.
+    for x, y in [(0.2, 0.2), (0.8, 0.2), (0.5, 0.5), (0.2, 0.8), (0.8, 0.8)]:
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        page.mouse.down()
+        page.mouse.up()
+    watch.settle()
+    result = read_result(page)
+    assert result["state"] == "ready"
+    assert result["doubt"] == (
+        "This does not look like a digit: 5 separate pieces of ink; digits have at most 2."
+    )
+    page.screenshot(path=tmp_path / "desktop_not_a_digit.png")
     watch.assert_clean()
     context.close()
 
