@@ -157,6 +157,24 @@ def read_params_file(path: str | os.PathLike[str]) -> dict:
         raise ParamsError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    # An alias repeats its anchor's value without copying it: a 1 KB file of nested aliases
+    # ("billion laughs") loads in milliseconds, then takes gigabytes to validate or to print in
+    # an error message. Count the values as often as aliases repeat them, up to a bound.
+    max_values = 100_000  # params.yaml holds about a hundred
+    pending, count = [data], 0
+    while pending:
+        value = pending.pop()
+        count += 1
+        if count > max_values:
+            raise ParamsError(
+                f"{path} expands to more than {max_values:,} values (YAML aliases repeat "
+                "them); refused"
+            )
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
     return data
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from chromium import launched_chromium
-from project_tools import load_tool
+from serving import serving
 
 from digits.model import save_model
 
@@ -36,8 +36,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Iterator
     """`digits-serve --port 0` in its own process, as a person would start it."""
     model_path = tmp_path_factory.mktemp("model") / "model.keras"
     save_model(tiny_model, model_path)
-    with load_tool("bench_serve").serving(model_path) as (host, port):
-        yield f"http://{host}:{port}/"
+    with serving(model_path) as server:
+        yield server.url
 
 
 class PageWatch:
@@ -100,6 +100,8 @@ def read_result(page) -> dict:
             state: document.getElementById('result').dataset.state,
             digit: document.getElementById('digit').textContent,
             confidence: document.getElementById('confidence').textContent,
+            doubt: document.getElementById('doubt').hidden
+                ? null : document.getElementById('doubt').textContent,
             bars: [...document.querySelectorAll('#bars .bar')].map(bar => ({
                 digit: Number(bar.dataset.digit),
                 top: bar.classList.contains('top'),
@@ -167,6 +169,7 @@ def assert_prediction_shown(result: dict) -> None:
 
 def assert_empty(result: dict) -> None:
     assert result["state"] == "empty"
+    assert result["doubt"] is None
     assert result["digit"] == "\N{EN DASH}"
     assert all(bar["width"] == 0 and bar["now"] == 0 and not bar["top"] for bar in result["bars"])
     assert all(bar["value"] == "" for bar in result["bars"])
@@ -207,6 +210,10 @@ def test_mouse_strokes_bring_a_prediction_while_drawing_and_clear_resets(
     data_url = page.evaluate("() => document.getElementById('pad').toDataURL('image/png')")
     answer = api_answer(server_url, base64.b64decode(data_url.split(",", 1)[1]))
     assert result["digit"] == str(answer["digit"])
+    if answer["not_a_digit"] is None:  # the tiny model may be guessing: the page says so
+        assert result["doubt"] is None
+    else:
+        assert result["doubt"] == f"This does not look like a digit: {answer['not_a_digit']}."
     shown = [bar["width"] for bar in result["bars"]]
     assert shown == pytest.approx([100 * p for p in answer["probabilities"]], abs=0.06)
     assert ink_pixels(page) > 2000
@@ -229,6 +236,19 @@ def test_mouse_strokes_bring_a_prediction_while_drawing_and_clear_resets(
         route.continue_()
     watch.settle()
     assert_empty(read_result(page))
+
+    # Five scattered dots are not a digit, whatever the model says: the page says so.
+    for x, y in [(0.2, 0.2), (0.8, 0.2), (0.5, 0.5), (0.2, 0.8), (0.8, 0.8)]:
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        page.mouse.down()
+        page.mouse.up()
+    watch.settle()
+    result = read_result(page)
+    assert result["state"] == "ready"
+    assert result["doubt"] == (
+        "This does not look like a digit: 5 separate pieces of ink; digits have at most 2."
+    )
+    page.screenshot(path=tmp_path / "desktop_not_a_digit.png")
     watch.assert_clean()
     context.close()
 

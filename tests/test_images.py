@@ -1,4 +1,4 @@
-"""digits.images: pictures of digits brought to MNIST's conventions, and the checks on files and
+"""digits.app.images: pictures of digits brought to MNIST's conventions, and the checks on files and
 bytes from outside. No TensorFlow.
 
 Known cases: digits drawn with Pillow on "paper" (thick strokes, off-centre, JPEG-compressed like a
@@ -19,9 +19,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageOps
 from scipy import ndimage
 
-from digits import images
-from digits.errors import PipelineError
-from digits.images import (
+from digits.app import images
+from digits.app.images import (
     CENTRE,
     DIGIT_BOX,
     MAX_IMAGE_BYTES,
@@ -32,6 +31,7 @@ from digits.images import (
     stroke_width,
     to_mnist,
 )
+from digits.errors import PipelineError
 
 # A "7" with a crossbar, as strokes in a unit box (x right, y down).
 SEVEN = [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)], [(0.3, 0.5), (0.8, 0.5)]]

@@ -4,6 +4,7 @@ message that names the key, the value and what is allowed; a stage stops before 
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +367,26 @@ def test_not_yaml(tmp_path: Path) -> None:
         read_params_file(path)
     assert str(path) in str(caught.value)
     assert "line" in str(caught.value)  # PyYAML's position survives
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    """Nine levels of nine aliases: 1 KB that stands for 9**9 (387 million) values."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 9):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    lines.append("train: *a8")
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.stat().st_size < 1100
+
+    started = time.monotonic()
+    with pytest.raises(ParamsError) as caught:
+        load_section(path, "train", TrainParams)
+
+    assert time.monotonic() - started < 5
+    assert str(caught.value) == (
+        f"{path} expands to more than 100,000 values (YAML aliases repeat them); refused"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
-"""digits-predict (digits.cli.predict_main), the Predictor and `describe`, with a tiny model
+"""digits-predict (digits.app.cli.predict_main), the Predictor and `describe`, with a tiny model
 trained here on the synthetic blocks (never data/model, which a fresh clone does not have)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,14 +17,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits.cli import predict_main
+from digits.app.cli import predict_main, serve_main
+from digits.app.predict import Predictor, describe, not_a_digit
 from digits.errors import PipelineError
 from digits.model import save_model
-from digits.predict import Predictor, describe
 
 PROJECT = Path(__file__).parents[1]
-RESULT_LINE = re.compile(  # four.png: 4 (97.1%)   top 3: 4 97.1%, 9 2.0%, 1 0.4%
-    r"^(?P<file>\S+): (?P<digit>\d) \([\d.]+%\)   top 3: \d [\d.]+%, \d [\d.]+%, \d [\d.]+%$"
+RESULT_LINE = re.compile(  # four.png: 4 (97.1%)   top 3: 4 97.1%, 9 2.0%, 1 0.4%[   not a ...]
+    r"^(?P<file>\S+): (?P<digit>\d) \([\d.]+%\)   top 3: \d [\d.]+%, \d [\d.]+%, \d [\d.]+%"
+    r"(   not a digit\? .+)?$"
 )
 
 
@@ -77,7 +79,14 @@ def test_json_output_has_one_entry_per_file_in_order(
     report = json.loads(out)
     assert [entry["file"] for entry in report] == [str(png), str(png)]
     for entry in report:
-        assert set(entry) == {"file", "digit", "probability", "probabilities", "top3"}
+        assert set(entry) == {
+            "file",
+            "digit",
+            "probability",
+            "probabilities",
+            "top3",
+            "not_a_digit",
+        }
         assert len(entry["probabilities"]) == 10
         assert sum(entry["probabilities"]) == pytest.approx(1, abs=1e-4)
         assert entry["top3"][0] == {"digit": entry["digit"], "probability": entry["probability"]}
@@ -146,7 +155,7 @@ def test_usage_errors_exit_with_2(capsys: pytest.CaptureFixture) -> None:
 
 def test_exit_codes_of_a_real_process(tmp_path: Path) -> None:
     """As the console script runs it: bad files only (TensorFlow is never loaded), no files."""
-    code = "import sys; from digits.cli import predict_main; sys.exit(predict_main())"
+    code = "import sys; from digits.app.cli import predict_main; sys.exit(predict_main())"
     missing = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "nope.png")],
         capture_output=True,
@@ -201,7 +210,7 @@ def test_predictor_rejects_wrong_shapes(model_file: Path) -> None:
 def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
     probabilities = np.array([0.1, 0.3, 0.05, 0.3, 0.0, 0.0, 0.0, 0.2, 0.05, 0.0], np.float32)
 
-    result = describe(probabilities)
+    result = describe(probabilities, np.zeros((28, 28), np.float32))
 
     assert result["digit"] == 1
     assert result["probability"] == 0.3
@@ -209,14 +218,163 @@ def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
     assert result["probabilities"] == [round(float(p), 6) for p in probabilities]
     json.dumps(result, allow_nan=False)  # plain Python numbers
     with pytest.raises(ValueError, match=r"expected \(10,\) probabilities"):
-        describe(np.ones((1, 10)))
+        describe(np.ones((1, 10)), np.zeros((28, 28), np.float32))
+
+
+def stroke_image(strokes: list[tuple[slice, slice]]) -> np.ndarray:
+    """A (28, 28) image with full ink in the given rectangles."""
+    image = np.zeros((28, 28), np.float32)
+    for rows, columns in strokes:
+        image[rows, columns] = 1
+    return image
+
+
+SURE = np.array([0.0] * 7 + [0.97, 0.02, 0.01], np.float32)  # a confident 7
+
+
+@pytest.mark.parametrize(
+    ("image", "probabilities", "reason"),
+    [
+        (stroke_image([(slice(4, 24), slice(13, 16))]), SURE, None),  # a 1: one stroke
+        (stroke_image([(slice(4, 7), slice(6, 22)), (slice(10, 24), slice(13, 16))]), SURE, None),
+        (np.zeros((28, 28), np.float32), SURE, "no ink"),
+        (stroke_image([(slice(4, 24), slice(4, 24))]), SURE, "ink covers 51% of the image"),
+        (
+            stroke_image([(slice(r, r + 2), slice(r, r + 2)) for r in (3, 9, 15, 21)]),
+            SURE,
+            "4 separate pieces of ink; digits have at most 2",
+        ),
+        (
+            stroke_image([(slice(4, 24), slice(13, 16))]),
+            np.full(10, 0.1, np.float32),
+            "the model is guessing: 10% for its best answer",
+        ),
+    ],
+    ids=["one-stroke", "two-strokes", "blank", "blob", "dots", "guess"],
+)
+def test_not_a_digit_rule(image: np.ndarray, probabilities: np.ndarray, reason: str | None):
+    found = not_a_digit(image, probabilities)
+    if reason is None:
+        assert found is None
+    else:
+        assert found.startswith(reason), found
 
 
 def test_output_reads_the_same_from_file_and_bytes(model_file: Path, tmp_path: Path) -> None:
     """The command and the server bring images to MNIST's conventions the same way."""
-    from digits.images import decode_image, read_image, to_mnist
+    from digits.app.images import decode_image, read_image, to_mnist
 
     path = digit_drawing(tmp_path / "four.png")
     from_file = to_mnist(read_image(path))
     from_bytes = to_mnist(decode_image(path.read_bytes(), "body"))
     np.testing.assert_array_equal(from_file, from_bytes)
+
+
+def test_the_pipeline_library_never_imports_the_app() -> None:
+    """digits/app uses the pipeline's model; the pipeline (digits/*.py, stages/) stands alone."""
+    library = [*PROJECT.glob("digits/*.py"), *PROJECT.glob("stages/*.py")]
+    assert len(library) > 10
+    for path in library:
+        source = path.read_text(encoding="utf-8")
+        assert "digits.app" not in source, f"{path.name} imports the recogniser app"
+        assert "from digits import app" not in source, path.name
+
+
+# --- what a user can get wrong, and what they did not ask for ----------------------------------
+
+
+def lambda_model_file(path: Path) -> Path:
+    """A model whose Lambda layer would run arbitrary code: Keras' safe mode refuses it."""
+    model = keras.Sequential(
+        [keras.Input(shape=(28, 28)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten()]
+    )
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("text", "not a usable Keras model: a .keras file is a zip archive; this is not one"),
+        ("truncated", "not a usable Keras model: a .keras file is a zip archive; this is not one"),
+        ("lambda", "not a usable Keras model: Requested the deserialization of a `Lambda` layer"),
+        ("h5-name", "not a .keras file"),
+        ("directory", "not a .keras file"),
+    ],
+)
+def test_a_file_that_is_not_a_usable_model_is_one_line(
+    kind: str, message: str, model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """For digits-predict and digits-serve alike: the file named, what is wrong, exit 1."""
+    bad = {
+        "text": lambda: tmp_path / "notes.keras",
+        "truncated": lambda: tmp_path / "truncated.keras",
+        "lambda": lambda: lambda_model_file(tmp_path / "lambda.keras"),
+        "h5-name": lambda: tmp_path / "model.h5",
+        "directory": lambda: tmp_path,
+    }[kind]()
+    if kind == "text":
+        bad.write_text("shopping list")
+    elif kind == "truncated":
+        data = model_file.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "h5-name":
+        bad.write_bytes(model_file.read_bytes())
+    good = digit_drawing(tmp_path / "four.png")
+
+    for run in (
+        lambda: predict_main([str(good), "--model", str(bad)]),
+        lambda: serve_main(["--model", str(bad), "--port", "0"]),
+    ):
+        assert run() == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.count("\n") == 1, err
+        assert err.startswith(f"error: {bad}: {message}"), err
+        assert "File not found" not in err
+
+
+def quiet_environment() -> dict[str, str]:
+    """The environment of a user's shell: without the TensorFlow settings conftest.py makes."""
+    hidden = {"TF_CPP_MIN_LOG_LEVEL", "ONEDNN_MAX_CPU_ISA"}
+    return {name: value for name, value in os.environ.items() if name not in hidden}
+
+
+def test_a_run_prints_nothing_it_was_not_asked_for(model_file: Path, tmp_path: Path) -> None:
+    """No TensorFlow start-up lines (oneDNN INFO) on stderr: only the results."""
+    code = "import sys; from digits.app.cli import predict_main; sys.exit(predict_main())"
+    png = digit_drawing(tmp_path / "four.png")
+
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(png), "--model", str(model_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=quiet_environment(),
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    assert RESULT_LINE.match(run.stdout.strip())
+
+
+def test_output_closed_early_is_a_quiet_exit(model_file: Path, tmp_path: Path) -> None:
+    """`digits-predict a.png b.png | head -1`: the reader is gone before the results come."""
+    code = "import sys; from digits.app.cli import predict_main; sys.exit(predict_main())"
+    png = digit_drawing(tmp_path / "four.png")
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(png), str(png), "--model", str(model_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=quiet_environment(),
+    )
+    process.stdout.close()  # like `head` once it has its line, before TensorFlow has loaded
+    try:
+        err = process.stderr.read().decode()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+        process.stderr.close()
+
+    assert err == ""
+    assert process.returncode == 1

@@ -1,20 +1,24 @@
 """Latency of the drawing page's API under concurrent clients, and accuracy on drawn digits.
 
-    make bench-serve                # or: python tools/bench_serve.py [--requests 500]
-Needs a trained model (data/model/model.keras: `dvc repro train`). Starts `digits-serve` on
-127.0.0.1 in a separate process, then for each payload and each client count, every client (a
-thread with its own keep-alive connection, like a browser tab) sends --requests requests back
-to back after a short warm-up. Payloads:
+    make bench-serve        # or: python tools/bench_serve.py [--requests 500] [--rounds 3]
+Needs a trained model (data/model/model.keras: `dvc repro train`). Starts each server of
+--servers (default: digits-serve and, for comparison, the old standard-library server; see
+tests/serving.py) on 127.0.0.1, each in its own process. Then, --rounds times, for each
+payload and client count, measures the servers in turn: every client (a thread with its own
+keep-alive connection, like a browser tab) sends --requests requests back to back after a
+short warm-up. Payloads:
 
   json 28x28   {"pixels": ...}: an MNIST-ready image; measures HTTP + JSON + the model
   png 280x280  a canvas-like drawing (dark strokes on white, RGBA PNG as canvas.toBlob makes
                it); adds PNG decoding and the MNIST preprocessing
 
-Prints p50 / p95 / p99 / max latency in ms and requests per second, and exits 1 if a p95 is
-over its target with 4 clients (10 ms for json 28x28, 25 ms for png 280x280). Then sends
-hand-drawn-like digits (stroke templates with random size, position, slant, stroke width and
-polarity) and printed digits (the system's TrueType fonts) and prints the accuracy, with and
-without the MNIST preprocessing (without: the picture only shrunk to 28x28 and inverted).
+Prints the median over the rounds of p50 / p95 / p99 / max latency in ms and of requests per
+second, and exits 1 if digits-serve's p95 with 4 clients is over its target (10 ms for json
+28x28, 25 ms for png 280x280). Then sends hand-drawn-like digits (stroke templates with random
+size, position, slant, stroke width and polarity), printed digits (the system's TrueType
+fonts) and the MNIST test set (--mnist, as JSON) to digits-serve and prints the accuracy, with
+and without the MNIST preprocessing (without: the picture only shrunk to 28x28 and inverted),
+and the share flagged "not a digit"; then that share for noise and scribbles.
 """
 
 from __future__ import annotations
@@ -26,23 +30,24 @@ import io
 import json
 import math
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits.images import to_mnist
+from digits.app.images import to_mnist
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
 
 TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
 TARGET_CLIENTS = 4
 CANVAS = 280
-CANVAS_LINE_WIDTH = 22  # as in digits/web/draw.js
+CANVAS_LINE_WIDTH = 22  # as in digits/app/web/draw.js
 FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
 
 
@@ -143,29 +148,6 @@ class Client:
         self.connection.close()
 
 
-@contextlib.contextmanager
-def serving(model: Path) -> Iterator[tuple[str, int]]:
-    """`digits-serve --port 0 --quiet` in its own process, for the duration of the block."""
-    code = "import sys; from digits.cli import serve_main; sys.exit(serve_main())"
-    with tempfile.TemporaryFile("w+") as log:  # TensorFlow's banners; shown if the start fails
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, "--model", str(model), "--port", "0", "--quiet"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        try:
-            line = process.stdout.readline()  # "Serving the drawing page on http://HOST:PORT/ .."
-            if "http://" not in line:
-                log.seek(0)
-                raise SystemExit(f"the server did not start:\n{log.read()}")
-            host, port = line.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)
-            yield host, int(port)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
 def measure(
     host: str, port: int, bodies: list[bytes], content_type: str, clients: int, requests: int
 ) -> tuple[list[float], float]:
@@ -210,16 +192,57 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def accuracy(
     client: Client, cases: list[tuple[int, Image.Image]], send: Callable[[Image.Image], tuple]
-) -> tuple[float, list[float]]:
-    """Share of `cases` read correctly, overall and per digit."""
+) -> tuple[float, list[float], float]:
+    """Share of `cases` read correctly, overall and per digit; share flagged "not a digit"."""
     right = np.zeros(10)
     total = np.zeros(10)
+    flagged = 0
     for digit, image in cases:
         answer = client.predict(*send(image))
         right[digit] += answer["digit"] == digit
         total[digit] += 1
+        flagged += answer["not_a_digit"] is not None
     per_digit = [float(r / t) if t else math.nan for r, t in zip(right, total, strict=True)]
-    return float(right.sum() / total.sum()), per_digit
+    return float(right.sum() / total.sum()), per_digit, flagged / len(cases)
+
+
+def scribble_cases(rng: np.random.Generator, count: int) -> dict[str, list[Image.Image]]:
+    """What is not a digit: noise, and what a person might draw instead of one (a canvas)."""
+
+    def canvas() -> tuple[Image.Image, ImageDraw.ImageDraw]:
+        image = Image.new("L", (CANVAS, CANVAS), 255)
+        return image, ImageDraw.Draw(image)
+
+    def dot(pen: ImageDraw.ImageDraw, x: float, y: float, radius: float) -> None:
+        pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=31)
+
+    cases: dict[str, list[Image.Image]] = {
+        name: []
+        for name in ("grey noise", "colour noise", "scattered dots", "one dot", "filled blob")
+    }
+    cases["random scribble"] = []
+    for _ in range(count):
+        cases["grey noise"].append(
+            Image.fromarray(rng.integers(0, 256, (CANVAS, CANVAS), dtype=np.uint8))
+        )
+        cases["colour noise"].append(
+            Image.fromarray(rng.integers(0, 256, (CANVAS, CANVAS, 3), dtype=np.uint8))
+        )
+        image, pen = canvas()
+        for _ in range(rng.integers(5, 40)):
+            dot(pen, *rng.uniform(0, CANVAS, 2), rng.uniform(3, 12))
+        cases["scattered dots"].append(image)
+        image, pen = canvas()
+        dot(pen, *rng.uniform(40, CANVAS - 40, 2), CANVAS_LINE_WIDTH / 2)
+        cases["one dot"].append(image)
+        image, pen = canvas()
+        dot(pen, *rng.uniform(80, CANVAS - 80, 2), rng.uniform(30, 80))
+        cases["filled blob"].append(image)
+        image, pen = canvas()
+        points = [tuple(rng.uniform(20, CANVAS - 20, 2)) for _ in range(rng.integers(6, 20))]
+        pen.line(points, fill=31, width=CANVAS_LINE_WIDTH, joint="curve")
+        cases["random scribble"].append(image)
+    return cases
 
 
 def drawn_cases(rng: np.random.Generator, per_digit: int) -> dict[str, list]:
@@ -275,10 +298,33 @@ def main() -> int:
     arguments.add_argument("--model", type=Path, default=Path("data/model/model.keras"))
     arguments.add_argument("--requests", type=int, default=500, help="per client and payload")
     arguments.add_argument("--per-digit", type=int, default=30, help="drawn digits per class")
+    arguments.add_argument(
+        "--mnist",
+        type=Path,
+        default=Path("data/processed/test.npz"),
+        help="MNIST images to measure too, if the file exists (default: %(default)s)",
+    )
+    arguments.add_argument(
+        "--servers",
+        nargs="+",
+        choices=sorted(SERVER_COMMANDS),
+        default=["digits-serve", "stdlib"],
+        help="servers to measure side by side (default: %(default)s)",
+    )
+    arguments.add_argument("--rounds", type=int, default=3, help="latency rounds (median)")
+    arguments.add_argument(
+        "--memory",
+        action="store_true",
+        help="only the memory of each server (a fresh process) under 32 parallel 4096x4096 "
+        "16-bit RGBA PNGs, then exit",
+    )
     args = arguments.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"{args.model} does not exist: run `dvc repro train` first")
 
+    if args.memory:
+        memory_report(args.model, args.servers)
+        return 0
     rng = np.random.default_rng(0)
     drawings = [canvas_png(digit, rng) for digit in range(10) for _ in range(5)]
     payloads = {
@@ -288,11 +334,20 @@ def main() -> int:
         ),
         "png 280x280": (drawings, "image/png"),
     }
-    with serving(args.model) as (host, port):
-        print(f"server: digits-serve on {host}:{port}, model {args.model}; keep-alive clients\n")
-        missed = latency_report(host, port, payloads, args.requests)
+    print(
+        f"model {args.model}; keep-alive clients; servers: {', '.join(args.servers)}, all "
+        f"running, measured in turn; medians of {args.rounds} rounds\n"
+    )
+    with contextlib.ExitStack() as stack:
+        running = {name: stack.enter_context(serving(args.model, name)) for name in args.servers}
+        missed = latency_report(running, payloads, args.requests, args.rounds)
+    with serving(args.model) as running:
         print("\naccuracy of the real model, through the API (MNIST preprocessing / naive resize)")
-        accuracy_report(host, port, drawn_cases(rng, args.per_digit))
+        accuracy_report(running.host, running.port, drawn_cases(rng, args.per_digit))
+        if args.mnist.is_file():
+            mnist_report(running.host, running.port, args.mnist)
+        print("\nthe not-a-digit signal on noise and scribbles (rule: digits/app/predict.py)")
+        not_a_digit_report(running.host, running.port, scribble_cases(rng, args.per_digit * 10))
 
     for line in missed:
         print(f"target missed: {line}")
@@ -304,27 +359,74 @@ def main() -> int:
     return 1 if missed else 0
 
 
-def latency_report(host: str, port: int, payloads: dict, requests: int) -> list[str]:
-    """Print one line per payload and client count; return the targets missed."""
+def latency_report(
+    servers: dict[str, ServerProcess], payloads: dict, requests: int, rounds: int
+) -> list[str]:
+    """Measure every server, payload and client count once per round, the servers in turn
+    (so that they share the machine's load); print the median of each figure over the rounds.
+    Return the targets digits-serve missed."""
     sizes = {name: statistics.mean(map(len, bodies)) for name, (bodies, _) in payloads.items()}
+    cells = [
+        (server, name, clients)
+        for server in servers
+        for name in payloads
+        for clients in (1, TARGET_CLIENTS)
+    ]
+    figures: dict[tuple, list[list[float]]] = {cell: [] for cell in cells}
+    for _ in range(rounds):
+        for name, (bodies, content_type) in payloads.items():
+            for clients in (1, TARGET_CLIENTS):
+                for server, running in servers.items():
+                    latencies, wall = measure(
+                        running.host, running.port, bodies, content_type, clients, requests
+                    )
+                    figures[(server, name, clients)].append(
+                        [
+                            percentile(latencies, 0.5),
+                            percentile(latencies, 0.95),
+                            percentile(latencies, 0.99),
+                            max(latencies),
+                            len(latencies) / wall,
+                        ]
+                    )
     print(
-        f"{'payload':12s} {'body':>8s} {'clients':>7s} {'requests':>8s} "
+        f"{'server':12s} {'payload':12s} {'body':>8s} {'clients':>7s} {'requests':>8s} "
         f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'req/s':>7s}"
     )
     missed = []
-    for name, (bodies, content_type) in payloads.items():
-        for clients in (1, TARGET_CLIENTS):
-            latencies, wall = measure(host, port, bodies, content_type, clients, requests)
-            p95 = percentile(latencies, 0.95)
-            print(
-                f"{name:12s} {sizes[name]:7.0f}B {clients:7d} {len(latencies):8d} "
-                f"{percentile(latencies, 0.5):7.2f} {p95:7.2f} "
-                f"{percentile(latencies, 0.99):7.2f} {max(latencies):7.2f} "
-                f"{len(latencies) / wall:7.0f}"
-            )
-            if clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
-                missed.append(f"{name}: p95 {p95:.1f} ms > {TARGETS_MS[name]:.0f} ms")
+    for server, name, clients in cells:
+        p50, p95, p99, slowest, rate = np.median(figures[(server, name, clients)], axis=0)
+        print(
+            f"{server:12s} {name:12s} {sizes[name]:7.0f}B {clients:7d} {clients * requests:8d} "
+            f"{p50:7.2f} {p95:7.2f} {p99:7.2f} {slowest:7.2f} {rate:7.0f}"
+        )
+        if server == "digits-serve" and clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
+            missed.append(f"{name}: p95 {p95:.1f} ms > {TARGETS_MS[name]:.0f} ms")
     return missed
+
+
+def memory_report(model: Path, servers: list[str], clients: int = 32) -> None:
+    """Each server in a fresh process: resident memory before, at the peak and after `clients`
+    parallel POSTs of a 4096x4096 16-bit RGBA PNG (137 KB), from /proc/PID/status."""
+    png = huge_png()
+    print(
+        f"{clients} parallel POSTs of a {len(png):,}-byte 4096x4096 16-bit RGBA PNG; model {model}"
+    )
+    columns = ("before MB", "peak MB", "after MB", "seconds")
+    print(f"{'server':12s} " + " ".join(f"{name:>9s}" for name in columns) + "  answers")
+    for server in servers:
+        with serving(model, server) as running:
+            before = running.memory_mb()
+            started = time.perf_counter()
+            answers = post_in_parallel(running, png, "image/png", clients)
+            seconds = time.perf_counter() - started
+            time.sleep(1)  # the last decodes finish and are freed
+            after = running.memory_mb()
+        statuses = statistics.multimode(status for status, _ in answers)
+        print(
+            f"{server:12s} {before['VmRSS']:9.0f} {after['VmHWM']:9.0f} {after['VmRSS']:9.0f} "
+            f"{seconds:9.1f}  {len(answers)} x HTTP {statuses}"
+        )
 
 
 def accuracy_report(host: str, port: int, cases_by_kind: dict[str, list]) -> None:
@@ -341,11 +443,52 @@ def accuracy_report(host: str, port: int, cases_by_kind: dict[str, list]) -> Non
     client = Client(host, port)
     try:
         for name, cases in cases_by_kind.items():
-            score, per_digit = accuracy(client, cases, preprocessed)
-            naive_score, _ = accuracy(client, cases, naive)
+            score, per_digit, flagged = accuracy(client, cases, preprocessed)
+            naive_score, _, _ = accuracy(client, cases, naive)
             digits = " ".join(f"{d}:{p:.0%}" for d, p in enumerate(per_digit))
             print(
-                f"  {name:28s} {len(cases):4d} images {score:7.1%} / {naive_score:6.1%}   {digits}"
+                f"  {name:28s} {len(cases):5d} images {score:7.1%} / {naive_score:6.1%}   "
+                f"not a digit: {flagged:5.1%}   {digits}"
+            )
+    finally:
+        client.close()
+
+
+def mnist_report(host: str, port: int, path: Path) -> None:
+    """Real MNIST digits (already in MNIST's conventions), sent as JSON pixels."""
+    with np.load(path) as split:
+        images, labels = split["images"], split["labels"].argmax(axis=1)
+    client = Client(host, port)
+    try:
+        score, _, flagged = accuracy(
+            client,
+            list(zip(labels.tolist(), images, strict=True)),
+            lambda image: (pixels_json(image), "application/json"),
+        )
+    finally:
+        client.close()
+    name = f"MNIST {path.stem} (JSON)"
+    print(
+        f"  {name:28s} {len(images):5d} images {score:7.1%} /      -   not a digit: {flagged:5.1%}"
+    )
+
+
+def not_a_digit_report(host: str, port: int, cases_by_kind: dict[str, list]) -> None:
+    """Per kind of non-digit: the share flagged "not a digit" (a blank image is refused, 400)."""
+    client = Client(host, port)
+    try:
+        for name, images in cases_by_kind.items():
+            flagged = refused = 0
+            for image in images:
+                try:
+                    answer = client.predict(png_bytes(image), "image/png")
+                except RuntimeError:
+                    refused += 1
+                    continue
+                flagged += answer["not_a_digit"] is not None
+            print(
+                f"  {name:28s} {len(images):5d} images   not a digit: {flagged / len(images):6.1%}"
+                f"   refused as blank: {refused / len(images):5.1%}"
             )
     finally:
         client.close()

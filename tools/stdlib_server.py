@@ -1,96 +1,41 @@
-"""The drawing page and its JSON API, on the standard library's threading HTTP server.
+"""The recogniser's first server, kept only to benchmark against: the standard library's
+threading HTTP server with hand-parsed requests (digits-serve used it before FastAPI/uvicorn,
+see digits/app/server.py). Same API and page; none of the new server's deadlines or bounds.
 
-    GET  /                 the drawing page (digits/web/), with draw.js and style.css
-    POST /api/predict      body: a PNG or JPEG (Content-Type image/png or image/jpeg), brought to
-                           MNIST's conventions by digits.images.to_mnist; or JSON
-                           {"pixels": [[...28 numbers in 0..1...] x 28]}, already in MNIST's
-                           conventions (ink bright on black, centred), used as is.
-                           -> 200 {"digit", "probability", "probabilities": [10], "top3"}
-
-Errors are JSON {"error": "..."} with a 4xx status: 400 bad body, 404 unknown path, 405 wrong
-method, 411 no Content-Length, 413 body over MAX_BODY_BYTES (refused from the header, before
-reading), 415 other content types; 503 when MAX_CONNECTIONS are already open.
-The server never imports TensorFlow: it is given a `predict` function.
+    python tools/stdlib_server.py [--model data/model/model.keras] [--port 8000] [--quiet]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
 import traceback
-from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH
-from digits.images import ImageError, decode_image, to_mnist
-from digits.predict import describe
+from digits.app.images import ImageError, decode_image, to_mnist
+from digits.app.predict import Predictor, describe
+from digits.app.server import (
+    IMAGE_TYPES,
+    JSON_TYPE,
+    MAX_BODY_BYTES,
+    PAGE_HEADERS,
+    STATIC_FILES,
+    PredictFunction,
+    RequestError,
+    parse_pixels,
+)
+from digits.determinism import pin_cpu_kernels
 
-MAX_BODY_BYTES = 1024 * 1024  # a 280x280 canvas PNG is 3-15 KB
 MAX_CONNECTIONS = 32
 SOCKET_TIMEOUT_S = 30  # idle keep-alive connections and stalled uploads are dropped
-IMAGE_TYPES = ("image/png", "image/jpeg")
-JSON_TYPE = "application/json"
-
-STATIC_FILES = {  # URL path -> (file in digits/web, Content-Type)
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/draw.js": ("draw.js", "text/javascript; charset=utf-8"),
-    "/style.css": ("style.css", "text/css; charset=utf-8"),
-}
-PAGE_HEADERS = {
-    # Everything comes from this server: no inline script, no CDN, no framing.
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-# (1, 28, 28) float32 image in MNIST's conventions -> (1, 10) class probabilities.
-PredictFunction = Callable[[np.ndarray], np.ndarray]
-
-
-class RequestError(Exception):
-    """A request the client must change: an HTTP status and a message for the JSON body."""
-
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def parse_pixels(body: bytes) -> np.ndarray:
-    """A JSON body {"pixels": 28 rows of 28 numbers in [0, 1]} -> (28, 28) float32."""
-    shape = f"{IMAGE_HEIGHT} rows of {IMAGE_WIDTH} numbers in [0, 1]"
-    try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"invalid JSON: {error}") from None
-    if not isinstance(document, dict) or set(document) != {"pixels"}:
-        keys = sorted(document) if isinstance(document, dict) else type(document).__name__
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST, f'expected an object {{"pixels": {shape}}}, got {keys}'
-        )
-    rows = document["pixels"]
-    if not isinstance(rows, list) or len(rows) != IMAGE_HEIGHT:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"pixels must be {shape}")
-    for number, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != IMAGE_WIDTH:
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"pixels row {number}: expected {shape}")
-        for value in row:
-            if type(value) not in (int, float) or not 0 <= value <= 1:
-                raise RequestError(
-                    HTTPStatus.BAD_REQUEST,
-                    f"pixels row {number}: {value!r} is not a number in [0, 1]",
-                )
-    return np.array(rows, dtype=np.float32)
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 class PredictionServer(ThreadingHTTPServer):
@@ -104,7 +49,7 @@ class PredictionServer(ThreadingHTTPServer):
     ) -> None:
         self.predict = predict
         self.log_requests = log_requests
-        web = resources.files("digits") / "web"
+        web = resources.files("digits.app") / "web"
         self.static = {
             path: ((web / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC_FILES.items()
@@ -158,7 +103,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         try:
             image = self._read_image()
-            result = describe(self.server.predict(image[np.newaxis])[0])
+            result = describe(self.server.predict(image[np.newaxis])[0], image)
         except RequestError as error:
             self._send_json(error.status, {"error": str(error)})
             return
@@ -287,3 +232,26 @@ def make_server(
 ) -> PredictionServer:
     """A bound, not yet serving server; port 0 picks a free port (see `.url`)."""
     return PredictionServer((host, port), predict, log_requests)
+
+
+def main() -> int:
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("--model", type=Path, default=Path("data/model/model.keras"))
+    arguments.add_argument("--port", type=int, default=8000)
+    arguments.add_argument("--quiet", action="store_true")
+    args = arguments.parse_args()
+    pin_cpu_kernels()
+    predictor = Predictor.from_file(args.model)
+    server = make_server(predictor.probabilities, "127.0.0.1", args.port, not args.quiet)
+    print(f"Serving the drawing page on {server.url} (Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,6 +15,7 @@ const result = document.getElementById("result");
 const digitText = document.getElementById("digit");
 const confidenceText = document.getElementById("confidence");
 const statusText = document.getElementById("status");
+const doubtText = document.getElementById("doubt");
 const bars = [...document.querySelectorAll("#bars .bar")];
 
 let activePointer = null; // the pointer drawing now; others (a second finger) are ignored
@@ -47,6 +48,7 @@ function showEmpty() {
   digitText.textContent = "–";
   confidenceText.textContent = "Draw a digit from 0 to 9";
   statusText.textContent = "";
+  showDoubt(null);
   for (const bar of bars) {
     bar.classList.remove("top");
     bar.querySelector(".fill").style.width = "0%";
@@ -60,6 +62,7 @@ function showPrediction(answer) {
   digitText.textContent = String(answer.digit);
   confidenceText.textContent = `${percent(answer.probability)} sure`;
   statusText.textContent = "";
+  showDoubt(answer.not_a_digit);
   answer.probabilities.forEach((probability, digit) => {
     const bar = bars[digit];
     bar.classList.toggle("top", digit === answer.digit);
@@ -67,6 +70,13 @@ function showPrediction(answer) {
     bar.querySelector(".track").setAttribute("aria-valuenow", (probability * 100).toFixed(0));
     bar.querySelector(".value").textContent = percent(probability);
   });
+}
+
+// The server's "not a digit" signal: null, or why the drawing does not look like a digit.
+function showDoubt(reason) {
+  result.dataset.doubt = reason ? "true" : "false";
+  doubtText.hidden = !reason;
+  doubtText.textContent = reason ? `This does not look like a digit: ${reason}.` : "";
 }
 
 function percent(probability) {
