@@ -275,3 +275,24 @@ def tree_digest(folder: Path) -> dict[str, str]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+# Experiments
+
+
+def experiments(project: Project, cwd: Path | None = None) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json`: every experiment of main by name, with its data and executor."""
+    found = {}
+    for commit in json.loads(project.dvc("exp", "show", "--json", cwd=cwd)):
+        for experiment in commit.get("experiments") or []:
+            (latest, *_) = experiment["revs"]
+            found[experiment["name"]] = {**latest["data"], "executor": experiment["executor"]}
+    return found
+
+
+def metrics_of(data: dict[str, Any], path: str) -> dict[str, Any]:
+    return data["metrics"][path]["data"]
+
+
+def params_of(data: dict[str, Any]) -> dict[str, Any]:
+    return data["params"]["params.yaml"]["data"]

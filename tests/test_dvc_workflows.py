@@ -37,7 +37,10 @@ from dvc_project import (
     VENV_BIN,
     Project,
     Repro,
+    experiments,
     make_project,
+    metrics_of,
+    params_of,
     parse_repro,
     tree_digest,
 )
@@ -450,24 +453,6 @@ def test_plots_work_in_a_fresh_clone_without_set_up(
 
 
 # Experiments
-
-
-def experiments(project: Project) -> dict[str, dict[str, Any]]:
-    """`dvc exp show --json`: every experiment of main by name, with its data and executor."""
-    found = {}
-    for commit in json.loads(project.dvc("exp", "show", "--json")):
-        for experiment in commit.get("experiments") or []:
-            (latest, *_) = experiment["revs"]
-            found[experiment["name"]] = {**latest["data"], "executor": experiment["executor"]}
-    return found
-
-
-def metrics_of(data: dict[str, Any], path: str) -> dict[str, Any]:
-    return data["metrics"][path]["data"]
-
-
-def params_of(data: dict[str, Any]) -> dict[str, Any]:
-    return data["params"]["params.yaml"]["data"]
 
 
 def test_exp_run_with_a_param_and_exp_show_lists_it(project: Project):
