@@ -1,5 +1,5 @@
 """Sharing what the pipeline made, for real: a DVC remote on an SSH server, experiments through a
-git remote.
+git remote, and the model as a DVC artifact.
 
 A module fixture starts Debian's sshd on 127.0.0.1 (tests/ssh_server.py), copies the pipeline
 into a new repository reproduced on synthetic MNIST (tests/dvc_project.py), commits a DVC remote
@@ -35,6 +35,7 @@ from ssh_server import SshServer, running_sshd
 pytestmark = pytest.mark.slow
 
 REMOTE = "storage"  # the DVC remote's name, as the README sets it up
+ARTIFACT = "digits-classifier"  # dvc.yaml's artifacts: entry for data/model/model.keras
 BIG_FILE_BYTES = 200 * 2**20  # long enough a push to cut it off halfway
 
 
@@ -185,3 +186,31 @@ def test_exp_push_and_pull_share_an_experiment_with_its_metrics(shared: Project,
     finally:
         shared.reset()
         shared.dvc("exp", "remove", name, check=False)
+
+
+def test_artifacts_get_fetches_the_model_that_loads_and_predicts(
+    shared: Project, sshd: SshServer, tmp_path: Path
+):
+    shared.dvc("push")
+    # A version of the artifact is a git tag in GTO's format (what DVC Studio's model registry
+    # and `gto register` write): `dvc artifacts get` takes the latest unless --rev names one.
+    shared.git("tag", "--annotate", f"{ARTIFACT}@v1.0.0", "--message", "first model")
+    shared.git("push", "--quiet", "origin", f"{ARTIFACT}@v1.0.0")
+    # The repo to fetch from: a clone with git only (no data, no cache), its remote on sshd.
+    source = fresh_clone(shared, sshd, "clone-artifact")
+    target = tmp_path / "fetched"
+    target.mkdir()
+
+    shared.dvc("artifacts", "get", source, ARTIFACT, "-o", target, cwd=tmp_path)
+
+    model = target / "model.keras"
+    assert sorted(path.name for path in target.iterdir()) == ["model.keras"]
+    assert model.read_bytes() == (shared.root / "data/model/model.keras").read_bytes()
+    import keras
+
+    probabilities = keras.saving.load_model(model).predict(np.zeros((1, 28, 28)), verbose=0)
+    assert probabilities.shape == (1, 10)
+    assert probabilities.sum() == pytest.approx(1, abs=1e-5)
+    image = tmp_path / "digit.png"
+    write_digit_image(image)
+    assert predict(shared, tmp_path, "--model", model, image) == predict(shared, shared.root, image)
