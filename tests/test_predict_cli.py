@@ -14,9 +14,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 from PIL import Image, ImageDraw
 
-from digits.cli import predict_main
+from digits.cli import predict_main, serve_main
 from digits.errors import PipelineError
 from digits.model import save_model
 from digits.predict import Predictor, describe
@@ -220,3 +221,16 @@ def test_output_reads_the_same_from_file_and_bytes(model_file: Path, tmp_path: P
     from_file = to_mnist(read_image(path))
     from_bytes = to_mnist(decode_image(path.read_bytes(), "body"))
     np.testing.assert_array_equal(from_file, from_bytes)
+
+
+@pytest.mark.parametrize("main", [predict_main, serve_main])
+def test_help_says_where_the_default_model_comes_from(main, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: data/model/model.keras" in text
+    assert "`dvc repro`" in text
+    assert "`dvc pull`" in text
+    (artifact,) = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["artifacts"]
+    assert f"`dvc artifacts get REPO_URL {artifact}`" in text
