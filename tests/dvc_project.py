@@ -178,6 +178,8 @@ class Project:
     def on_branch(self, name: str, *, new: bool = False) -> Iterator[Project]:
         """Work on branch `name` (created from main if `new`); back to main afterwards."""
         self.git("checkout", "--quiet", *(["-b", name, "main"] if new else [name]))
+        if not new:
+            self.dvc("checkout")  # its DVC-cached outputs too (the model, dvclive/)
         try:
             yield self
         finally:

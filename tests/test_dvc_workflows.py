@@ -207,6 +207,7 @@ def repro_interrupted_with_sigint(project: Project) -> subprocess.CompletedProce
 @pytest.mark.parametrize("kind", ["bad-params", "exception", "sigint", "sigkill"])
 def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
     good = workspace_outputs(project)
+    good_live = tree_digest(project.root / "dvclive")
     try:
         if kind == "bad-params":  # a one-character typo: epochs: "3"
             project.set_params("train", epochs="3")
@@ -235,6 +236,10 @@ def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
         assert sorted(line[3:] for line in changed) == sorted(
             ["params.yaml"] if kind == "bad-params" else ["params.yaml", INJECTED]
         ), changed  # metrics/ and plots/ untouched
+        # DVCLive's folder is a progress log, cached by DVC: `dvc checkout` restores the last good
+        # one (a failure after training leaves the failed run's epochs there).
+        project.dvc("checkout", "dvclive")
+        assert tree_digest(project.root / "dvclive") == good_live
 
         # Fix the cause; the next `dvc repro` finishes the job and leaves nothing behind.
         project.git("checkout", "--quiet", "--", INJECTED)
@@ -437,9 +442,16 @@ def test_plots_work_in_a_fresh_clone_without_set_up(
 
     html = (report / "index.html").read_text(encoding="utf-8")
     assert "cdn.jsdelivr.net/npm/vega@" in html, "expected DVC's default (CDN) template"
-    specs = vega_specs(html)
     declared = yaml.safe_load((clone / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
-    assert len(specs) == sum(isinstance(plot, dict) for plot in declared)  # the data plots
+    data_plots = [next(iter(plot)) for plot in declared if isinstance(plot, dict)]
+    # DVCLive's plots read dvclive/, which is in DVC's cache, not in git: a clone without
+    # `dvc pull` has no data for them, and DVC gives them an empty spec. Every other one draws.
+    live = [name for name in data_plots if name.startswith("Live ")]
+    assert live, data_plots
+    all_specs = vega_specs(html)
+    assert len(all_specs) == len(data_plots)
+    specs = {div: spec for div, spec in all_specs.items() if spec}
+    assert sorted(set(all_specs) - set(specs)) == sorted(name.replace(" ", "_") for name in live)
     found, page = open_report(
         report / "index.html", specs, {}, tmp_path / "report.png", stand_ins=CDN_STAND_INS
     )
@@ -468,6 +480,51 @@ def test_exp_run_with_a_param_and_exp_show_lists_it(project: Project):
             assert metrics_of(shown[name], path) == workspace, path
         assert metrics_of(shown[name], "metrics/train.json")["epochs"] == 1
         assert name in project.dvc("exp", "show", "--md")
+    finally:
+        project.reset()
+
+
+def test_exp_run_shows_its_progress_epoch_by_epoch(project: Project):
+    # DVCLive rewrites dvclive/ after every epoch: while `dvc exp run` trains, its per-epoch
+    # files grow and `dvc exp show` (the workspace row) has the latest epoch's metrics.
+    epochs = 40
+    loss_log = project.root / "dvclive/plots/metrics/train/loss.tsv"
+    try:
+        # batch_size=1: about 0.1 s an epoch on the synthetic data, long enough to watch.
+        command = ["exp", "run", "-S", f"train.epochs={epochs}", "-S", "train.batch_size=1"]
+        run = subprocess.Popen(
+            [VENV_BIN / "dvc", *command],
+            cwd=project.root,
+            env=project.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        rows_seen: set[int] = set()
+        shown_steps: list[int] = []
+        deadline = time.monotonic() + DVC_TIMEOUT_S
+        while run.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # DVCLive empties the folder when training starts
+                rows_seen.add(len(loss_log.read_text(encoding="utf-8").splitlines()) - 1)
+            if len(rows_seen - {-1, 0}) == 2 and not shown_steps:  # in mid-run
+                (workspace, *_) = json.loads(project.dvc("exp", "show", "--json"))
+                live = workspace["data"]["metrics"]["dvclive/metrics.json"]["data"]
+                shown_steps.append(live["step"])
+            time.sleep(0.02)
+        stdout, stderr = run.communicate(timeout=DVC_TIMEOUT_S)
+        assert run.returncode == 0, f"{stdout}\n{stderr}"
+
+        growing = sorted(rows for rows in rows_seen if 0 < rows < epochs)
+        assert len(growing) >= 3, f"the log did not grow during the run: {sorted(rows_seen)}"
+        assert shown_steps, "the run ended before `dvc exp show` could be called mid-run"
+        assert 1 <= shown_steps[0] < epochs, shown_steps
+        (name,) = re.findall(r"^Ran experiment\(s\): (\S+)$", stdout, re.MULTILINE)
+        final = metrics_of(experiments(project)[name], "dvclive/metrics.json")
+        assert final["step"] == epochs
+        rows = loss_log.read_text(encoding="utf-8").splitlines()
+        assert rows[0] == "step\tloss"
+        assert [row.split("\t")[0] for row in rows[1:]] == [str(e) for e in range(1, epochs + 1)]
+        assert float(rows[-1].split("\t")[1]) == pytest.approx(final["train"]["loss"])
     finally:
         project.reset()
 
@@ -589,7 +646,7 @@ def test_push_then_pull_in_a_fresh_clone_restores_everything(project: Project):
     clone = project.base / "clone"
     project.git("clone", "--quiet", "--branch", "main", project.root, clone)
     project.dvc("remote", "add", "--local", "--default", "shared", remote, cwd=clone)
-    assert not (clone / "data").exists()
+    assert [path.name for path in (clone / "data").iterdir()] == ["datasets.yaml"]  # git's only
     project.dvc("pull", cwd=clone)
 
     assert tree_digest(clone / "data") == tree_digest(project.root / "data")
