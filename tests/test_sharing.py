@@ -5,7 +5,9 @@ A module fixture starts Debian's sshd on 127.0.0.1 (tests/ssh_server.py), copies
 into a new repository reproduced on synthetic MNIST (tests/dvc_project.py), commits a DVC remote
 on that server (`ssh://...`, through DVC's dvc-ssh plugin) and pushes `main` to a bare git
 repository, the team's git remote. The client key is set in each clone's git-ignored
-.dvc/config.local, and the server's host key in the known_hosts of a HOME made for the tests.
+.dvc/config.local. The commands run with a HOME made for the tests, so that nothing of the
+user's ~/.ssh is used; its known_hosts lists the server, though dvc-ssh 4.3 does not check host
+keys (sshfs passes known_hosts=None to asyncssh; README: "A remote on an SSH server").
 Everything runs the real `git`, `dvc`, `sshd` and the installed `digits-predict`.
 """
 
