@@ -8,6 +8,7 @@ import math
 import os
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -141,8 +142,10 @@ def train_model(
     train: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
     verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> pd.DataFrame:
-    """Compile and fit; return the per-epoch history (HISTORY_COLUMNS).
+    """Compile and fit; return the per-epoch history (HISTORY_COLUMNS). `callbacks` run after
+    every epoch too (the train stage's DVCLive logger).
 
     One call into TensorFlow per epoch (steps_per_execution = steps per epoch) instead of one per
     batch: the same weights bit for bit, in a fraction of the time on a small network.
@@ -150,15 +153,17 @@ def train_model(
     images, labels = train
     steps_per_epoch = math.ceil(len(images) / params.batch_size)
     compile_model(model, params, steps_per_epoch, steps_per_execution=steps_per_epoch)
-    callbacks = []
-    if params.early_stopping_patience:
-        callbacks.append(
+    stopping = (
+        [
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
                 patience=params.early_stopping_patience,
                 restore_best_weights=True,
             )
-        )
+        ]
+        if params.early_stopping_patience
+        else []
+    )
     history = model.fit(
         images,
         labels,
@@ -166,7 +171,7 @@ def train_model(
         batch_size=params.batch_size,
         validation_data=validation,
         validation_batch_size=max(params.batch_size, 1024),
-        callbacks=callbacks,
+        callbacks=[*stopping, *callbacks],
         verbose=verbose,
     )
     frame = pd.DataFrame(history.history)
@@ -175,13 +180,14 @@ def train_model(
 
 
 def summarize_training(history: pd.DataFrame, model: keras.Model) -> dict:
-    """Final and best-epoch validation scores and the parameter count, for metrics/train.json."""
-    final = history.iloc[-1]
+    """The best epoch's validation scores and the parameter count, for metrics/train.json.
+
+    The last epoch's scores are in DVCLive's metrics.json (digits/live.py), not repeated here.
+    """
     best = history.loc[history["val_accuracy"].idxmax()]
     return {
         "parameters": int(model.count_params()),
         "epochs": len(history),
-        "final": {key: round(float(final[key]), 6) for key in HISTORY_COLUMNS[1:]},
         "best": {
             "epoch": int(best["epoch"]),
             "val_accuracy": round(float(best["val_accuracy"]), 6),

@@ -1,4 +1,5 @@
-"""Stage train: data/processed -> model (.keras), history CSV, training curves PNG, metrics JSON."""
+"""Stage train: data/processed -> model (.keras), history CSV, training curves PNG, metrics JSON,
+and DVCLive's per-epoch log (written while training runs)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     arguments.add_argument("--history", type=Path, required=True, help="output per-epoch CSV")
     arguments.add_argument("--curves", type=Path, required=True, help="output training curves PNG")
     arguments.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
+    arguments.add_argument(
+        "--live", type=Path, required=True, help="DVCLive's folder, rewritten after every epoch"
+    )
     return arguments.parse_args(argv)
 
 
@@ -33,17 +37,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pin_cpu_kernels()
     seed_everything(params.seed)
+    from digits.live import live_metrics_callback
     from digits.model import build_model, save_model, summarize_training, train_model
 
     model = build_model(params)
     started = time.perf_counter()
     # Keras' progress bar on a terminal, one line per epoch in logs.
-    history = train_model(model, params, train, validation, verbose=1 if sys.stdout.isatty() else 2)
+    history = train_model(
+        model,
+        params,
+        train,
+        validation,
+        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[live_metrics_callback(args.live)],  # progress as it goes, not all at once
+    )
     seconds = time.perf_counter() - started  # printed only: no clock time goes into outputs
     print(f"trained {len(history)} epochs in {seconds:.1f} s ({model.count_params():,} parameters)")
 
     # All four outputs or none: each goes to a temp file, and all are renamed into place only
-    # when every one is written, so a failure keeps the previous run's set whole.
+    # when every one is written, so a failure keeps the previous run's set whole. (DVCLive's
+    # folder is the exception, a progress log: DVC caches it, `dvc checkout` restores it.)
     with (
         atomic_path(args.model) as model_file,
         atomic_open(args.history) as history_file,

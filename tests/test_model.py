@@ -229,7 +229,6 @@ def test_summarize_training_reports_final_and_best_epochs() -> None:
     assert summary == {
         "parameters": (784 * 4 + 4) + (4 * 10 + 10),
         "epochs": 4,
-        "final": {"loss": 0.2, "accuracy": 0.95, "val_loss": 0.5, "val_accuracy": 0.9},
         "best": {"epoch": 2, "val_accuracy": 0.9, "val_loss": 0.4},
     }
     json.dumps(summary, allow_nan=False)  # plain JSON types only (what write_json needs)
@@ -239,17 +238,17 @@ def test_summarize_training_rounds_to_six_places() -> None:
     history = pd.DataFrame(
         {
             "epoch": [1],
-            "loss": [1 / 3],
-            "accuracy": [2 / 3],
-            "val_loss": [0.1],
-            "val_accuracy": [1.0],
+            "loss": [0.1],
+            "accuracy": [1.0],
+            "val_loss": [1 / 3],
+            "val_accuracy": [2 / 3],
         }
     )
 
     summary = summarize_training(history, build_model(train_params(hidden_units=[2])))
 
-    assert summary["final"]["loss"] == 0.333333
-    assert summary["final"]["accuracy"] == 0.666667
+    assert summary["best"]["val_loss"] == 0.333333
+    assert summary["best"]["val_accuracy"] == 0.666667
     assert type(summary["best"]["epoch"]) is int
 
 

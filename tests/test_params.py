@@ -605,6 +605,7 @@ def test_train_stage_with_bad_params_exits_1_and_writes_no_model(
         *("--history", str(out / "plots" / "history.csv")),
         *("--curves", str(out / "plots" / "curves.png")),
         *("--metrics", str(out / "metrics" / "train.json")),
+        *("--live", str(out / "dvclive")),
     ]
 
     assert run(train_stage.main, argv) == 1
@@ -631,6 +632,7 @@ def test_train_stage_refuses_bad_params_before_importing_tensorflow(stage_inputs
         *("--history", str(out / "history.csv")),
         *("--curves", str(out / "curves.png")),
         *("--metrics", str(out / "train.json")),
+        *("--live", str(out / "dvclive")),
     ]
     script = (
         "import sys\n"

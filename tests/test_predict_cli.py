@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 from PIL import Image, ImageDraw
 
 from digits.app.cli import predict_main, serve_main
@@ -378,3 +379,16 @@ def test_output_closed_early_is_a_quiet_exit(model_file: Path, tmp_path: Path) -
 
     assert err == ""
     assert process.returncode == 1
+
+
+@pytest.mark.parametrize("main", [predict_main, serve_main])
+def test_help_says_where_the_default_model_comes_from(main, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: data/model/model.keras" in text
+    assert "`dvc repro`" in text
+    assert "`dvc pull`" in text
+    (artifact,) = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["artifacts"]
+    assert f"`dvc artifacts get REPO_URL {artifact}`" in text

@@ -45,6 +45,8 @@ def train_argv(processed: Path, out: Path, params: Path) -> list[str]:
         str(out / "plots" / "train" / "training_curves.png"),
         "--metrics",
         str(out / "metrics" / "train.json"),
+        "--live",
+        str(out / "dvclive"),
     ]
 
 
@@ -82,14 +84,25 @@ def test_train_then_evaluate_writes_every_output(processed_dir: Path, tmp_path: 
     curves = (out / "plots" / "train" / "training_curves.png").read_bytes()
     assert curves.startswith(PNG_SIGNATURE)
     train_metrics = json.loads((out / "metrics" / "train.json").read_text(encoding="utf-8"))
-    assert set(train_metrics) == {"parameters", "epochs", "final", "best"}
+    assert set(train_metrics) == {"parameters", "epochs", "best"}
     assert train_metrics["parameters"] == (784 * 32 + 32) + (32 * 10 + 10)
     assert train_metrics["epochs"] == 2
-    assert set(train_metrics["final"]) == set(HISTORY_COLUMNS[1:])
-    assert train_metrics["final"]["val_accuracy"] == pytest.approx(
-        history["val_accuracy"].iloc[-1], abs=1e-6
-    )
     assert train_metrics["best"]["epoch"] in (1, 2)
+
+    # train: DVCLive's log, one row per epoch, the last epoch's scores in its metrics.json
+    live = json.loads((out / "dvclive" / "metrics.json").read_text(encoding="utf-8"))
+    assert live["step"] == 2  # the last epoch
+    for split, prefix in (("train", ""), ("eval", "val_")):
+        for metric in ("loss", "accuracy"):
+            assert live[split][metric] == pytest.approx(history[prefix + metric].iloc[-1], abs=1e-6)
+            rows = pd.read_csv(
+                out / "dvclive" / "plots" / "metrics" / split / f"{metric}.tsv", sep="\t"
+            )
+            assert list(rows.columns) == ["step", metric]  # no timestamp column
+            assert rows["step"].tolist() == history["epoch"].tolist()
+            assert rows[metric].tolist() == pytest.approx(
+                history[prefix + metric].tolist(), abs=1e-6
+            )
 
     # evaluate: metrics JSON
     test = json.loads((out / "metrics" / "evaluate.json").read_text(encoding="utf-8"))["test"]
@@ -184,5 +197,12 @@ def test_a_train_run_that_fails_while_writing_keeps_the_previous_outputs(
         assert run(train.main, argv) == 130
         assert "interrupted: the previous outputs are kept" in capsys.readouterr().err
 
-    assert tree_bytes(out) == before  # the 2-epoch model, history, curves and metrics, whole
-    assert list(out.rglob(".*")) == []  # and no temp file
+    # The 2-epoch model, history, curves and metrics, whole, and no temp file. DVCLive's folder
+    # is a progress log: it holds the failed run's epoch (dvc checkout restores it, DVC caches it).
+    after = tree_bytes(out)
+    live = {name for name in after if name.startswith("dvclive/")}
+    assert {name: after[name] for name in after.keys() - live} == {
+        name: before[name] for name in before.keys() - live
+    }
+    assert json.loads(after["dvclive/metrics.json"])["step"] == 1  # the failed run's 1 epoch
+    assert list(out.rglob(".*")) == []

@@ -26,6 +26,12 @@ from digits.determinism import pin_cpu_kernels
 from digits.errors import PipelineError
 
 DEFAULT_MODEL = Path("data/model/model.keras")
+MODEL_HELP = (
+    "a .keras file (default: %(default)s, relative to the current folder: the train stage's "
+    "output in a clone of the pipeline, made by `dvc repro` or downloaded by `dvc pull`). "
+    "Without a clone, fetch the model with `dvc artifacts get REPO_URL digits-classifier` "
+    "and pass the downloaded model.keras here"
+)
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
@@ -36,9 +42,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         "light paper or light ink on dark).",
     )
     arguments.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    arguments.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL, help="a .keras file (default: %(default)s)"
-    )
+    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=MODEL_HELP)
     arguments.add_argument(
         "--json", action="store_true", help="print one JSON array, an object per file"
     )
@@ -111,9 +115,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         prog="digits-serve",
         description="Serve a page where you draw a digit and watch the model read it.",
     )
-    arguments.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL, help="a .keras file (default: %(default)s)"
-    )
+    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=MODEL_HELP)
     arguments.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )

@@ -1,0 +1,300 @@
+"""A copy of the pipeline, reproduced on synthetic MNIST in a new git + DVC repository, and the
+helpers that run the real `dvc` and `git` there (shared by the test modules that need them).
+
+`make_project` copies the pipeline (stages/, digits/, dvc.yaml, the Makefile and the check
+script) into a new git repository, writes small synthetic MNIST files (gzipped IDX, 300 training
+and 100 test images) into a local mirror folder, pins them in data/datasets.yaml with a tiny
+network in params.yaml, runs the real `dvc repro` and commits the results on `main`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+PROJECT = Path(__file__).parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+# What the copy needs to run the pipeline and `make verify`.
+COPIED = (
+    "stages",
+    "digits",
+    "tools/verify_outputs.py",
+    "dvc.yaml",
+    "pyproject.toml",
+    "requirements.lock",
+    "Makefile",
+    ".gitignore",
+    ".dvcignore",
+)
+STAGES = tuple(yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
+DATASETS = Path("data/datasets.yaml")  # the download stage's dataset sources (mirrors, pins)
+# Small enough that `dvc repro` of the whole pipeline takes about 15 s on 2 cores.
+TRAIN_IMAGES, TEST_IMAGES = 300, 100
+TINY_PARAMS = {
+    "explore": {"sample_rows": 2, "sample_columns": 5},
+    "train": {"hidden_units": [16], "epochs": 2, "batch_size": 32, "learning_rate": 0.01},
+    "evaluate": {"misclassified_examples": 9},
+}
+DVC_TIMEOUT_S = 300
+
+
+# Synthetic MNIST
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An uint8 array as an IDX file: zero bytes, type 0x08, ndim, big-endian dims, values."""
+    header = bytes([0, 0, 0x08, array.ndim])
+    header += b"".join(size.to_bytes(4, "big") for size in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 images and (count,) labels that a tiny MLP learns in two epochs.
+
+    Each image is dim noise plus a bright 4x4 block at a place that depends only on the digit.
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(count) % 10).astype(np.uint8)
+    images = rng.integers(0, 60, size=(count, 28, 28), dtype=np.uint8)
+    for index, digit in enumerate(labels):
+        row, column = 2 + 12 * (digit // 5), 2 + 5 * (digit % 5)
+        images[index, row : row + 4, column : column + 4] = 255
+    return images, labels
+
+
+def write_mirror(folder: Path) -> dict[str, dict[str, Any]]:
+    """The four MNIST files, gzipped, in `folder`; returns their pins for params.yaml."""
+    folder.mkdir(parents=True)
+    pins = {}
+    for seed, (prefix, count) in enumerate((("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES))):
+        images, labels = synthetic_digits(count, seed)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            name = f"{prefix}-{kind}-ubyte"
+            content = idx_bytes(array)
+            (folder / f"{name}.gz").write_bytes(gzip.compress(content, mtime=0))
+            pins[name] = {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    return pins
+
+
+# Running commands in the copy
+
+
+@dataclass(frozen=True)
+class Repro:
+    """What `dvc repro` said it did with each stage."""
+
+    ran: frozenset[str]
+    skipped: frozenset[str]  # "didn't change, skipping"
+    restored: frozenset[str]  # "is cached - skipping run": outputs from the run cache
+    output: str
+
+
+def parse_repro(output: str) -> Repro:
+    result = Repro(
+        ran=frozenset(re.findall(r"^Running stage '([^']+)'", output, re.MULTILINE)),
+        skipped=frozenset(
+            re.findall(r"^Stage '([^']+)' didn't change, skipping", output, re.MULTILINE)
+        ),
+        restored=frozenset(
+            re.findall(r"^Stage '([^']+)' is cached - skipping run", output, re.MULTILINE)
+        ),
+        output=output,
+    )
+    reported = result.ran | result.skipped | result.restored
+    assert sorted(reported) == sorted(STAGES), f"dvc repro did not report every stage:\n{output}"
+    return result
+
+
+@dataclass
+class Project:
+    root: Path  # the git + DVC repository
+    base: Path  # its parent: the mirror, remotes, clones
+    env: dict[str, str]
+
+    def run(
+        self, *args: str | os.PathLike[str], cwd: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        command = [str(arg) for arg in args]
+        result = subprocess.run(
+            command,
+            cwd=cwd or self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=DVC_TIMEOUT_S,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"`{' '.join(command)}` exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}",
+                pytrace=False,
+            )
+        return result
+
+    def dvc(self, *args: str | os.PathLike[str], **kwargs: Any) -> str:
+        return self.run(VENV_BIN / "dvc", *args, **kwargs).stdout
+
+    def git(self, *args: str, **kwargs: Any) -> str:
+        return self.run("git", *args, **kwargs).stdout
+
+    def repro(self, cwd: Path | None = None) -> Repro:
+        return parse_repro(self.dvc("repro", cwd=cwd))
+
+    def status(self, cwd: Path | None = None) -> dict[str, Any]:
+        return json.loads(self.dvc("status", "--json", cwd=cwd))
+
+    def set_params(self, section: str, **values: Any) -> None:
+        path = self.root / "params.yaml"
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params[section].update(values)
+        path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    def reset(self) -> None:
+        """Back to the fixture's state: `main` checked out, clean, its data in the workspace."""
+        self.git("reset", "--quiet", "--hard")
+        self.git("checkout", "--quiet", "main")
+        self.git("clean", "--quiet", "-d", "--force")
+        self.dvc("checkout", "--force")
+        assert self.status() == {}, "the copy did not return to main's state"
+
+    @contextlib.contextmanager
+    def on_branch(self, name: str, *, new: bool = False) -> Iterator[Project]:
+        """Work on branch `name` (created from main if `new`); back to main afterwards."""
+        self.git("checkout", "--quiet", *(["-b", name, "main"] if new else [name]))
+        if not new:
+            self.dvc("checkout")  # its DVC-cached outputs too (the model, dvclive/)
+        try:
+            yield self
+        finally:
+            self.reset()
+
+
+def subprocess_env(base: Path, mirror: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GIT_", "DVC_")) and key not in ("CI", "PYTHONPATH")
+    }
+    dvc_global = base / "dvc-global"
+    dvc_global.mkdir()
+    # No update check or analytics daemon: they would try the network.
+    (dvc_global / "config").write_text(
+        "[core]\n    analytics = false\n    check_update = false\n", encoding="utf-8"
+    )
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # dvc.yaml's `python`
+        MNIST_MIRROR=str(mirror),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        DVC_NO_ANALYTICS="1",
+        DVC_STUDIO_OFFLINE="1",
+        DVC_GLOBAL_CONFIG_DIR=str(dvc_global),
+        DVC_SYSTEM_CONFIG_DIR=str(base / "dvc-system"),
+        DVC_SITE_CACHE_DIR=str(base / "dvc-site-cache"),
+        GIT_AUTHOR_NAME="DVC workflow test",
+        GIT_AUTHOR_EMAIL="dvc-workflow-test@example.invalid",
+        GIT_COMMITTER_NAME="DVC workflow test",
+        GIT_COMMITTER_EMAIL="dvc-workflow-test@example.invalid",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+    )
+    return env
+
+
+def copy_project(destination: Path) -> None:
+    for name in COPIED:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+
+
+def make_project(base: Path) -> Project:
+    """The pipeline reproduced on synthetic MNIST and committed on `main` in `base`/repo."""
+    mirror = base / "mirror"
+    pins = write_mirror(mirror)
+    root = base / "repo"
+    root.mkdir()
+    copy_project(root)
+    project = Project(root, base, subprocess_env(base, mirror))
+
+    datasets = yaml.safe_load((PROJECT / DATASETS).read_text(encoding="utf-8"))
+    for dataset in ("mnist", "fashion-mnist"):  # the same synthetic files for both
+        datasets[dataset].update(mirrors=[str(mirror)], files=pins)
+    (root / DATASETS).parent.mkdir(parents=True, exist_ok=True)
+    (root / DATASETS).write_text(yaml.safe_dump(datasets, sort_keys=False), encoding="utf-8")
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    params["download"].update(retries=0, timeout_seconds=5)
+    for section, values in TINY_PARAMS.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    project.git("init", "--quiet", "--initial-branch=main")
+    project.dvc("init", "--quiet")
+    project.dvc("config", "core.analytics", "false")
+    # The offline report template, as `make setup` builds and configures it (build/ and
+    # .dvc/config.local are git-ignored: a clone of this repo has neither).
+    project.run(
+        sys.executable,
+        PROJECT / "tools" / "build_plots_template.py",
+        root / "build" / "plots_template.html",
+    )
+    project.dvc("config", "--local", "plots.html_template", "../build/plots_template.html")
+    project.git("add", "--all")
+    project.git("commit", "--quiet", "-m", "pipeline on synthetic MNIST")
+
+    first = project.repro()
+    assert first.ran == set(STAGES), first.output
+    project.git("add", "--all")
+    project.git("commit", "--quiet", "-m", "dvc repro")
+    assert project.git("status", "--porcelain") == ""
+    return project
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+# Experiments
+
+
+def experiments(project: Project, cwd: Path | None = None) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json`: every experiment of main by name, with its data and executor."""
+    found = {}
+    for commit in json.loads(project.dvc("exp", "show", "--json", cwd=cwd)):
+        for experiment in commit.get("experiments") or []:
+            (latest, *_) = experiment["revs"]
+            found[experiment["name"]] = {**latest["data"], "executor": experiment["executor"]}
+    return found
+
+
+def metrics_of(data: dict[str, Any], path: str) -> dict[str, Any]:
+    return data["metrics"][path]["data"]
+
+
+def params_of(data: dict[str, Any]) -> dict[str, Any]:
+    return data["params"]["params.yaml"]["data"]
