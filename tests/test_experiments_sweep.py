@@ -1,9 +1,12 @@
-"""tools/experiments.py: every experiment of the documented sweep has valid params, and the README
-table reads the train stage's own log line and refuses a log from another run."""
+"""tools/experiments.py: every experiment of the documented sweep has valid params, the README
+table reads the train stage's own log line (from the local queue or a CI job's timing file) and
+refuses one from another run, and the CI matrix comes from the same list."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -27,7 +30,7 @@ def test_each_experiment_has_valid_params(name: str, tmp_path: Path) -> None:
     a typo would otherwise surface only when the queue reaches that experiment."""
     params = tmp_path / "params.yaml"
     shutil.copy(PROJECT / "params.yaml", params)
-    overrides = experiments.EXPERIMENTS[name][1]
+    overrides = experiments.EXPERIMENTS[name].settings
     apply_overrides(params, overrides)
 
     sections = {key: load_section(params, key, model) for key, model in SECTIONS.items()}
@@ -43,9 +46,10 @@ def test_each_experiment_has_valid_params(name: str, tmp_path: Path) -> None:
 def test_command_reproduces_the_named_experiment() -> None:
     assert experiments.command("cnn") == [
         "dvc", "exp", "run", "-n", "cnn",
-        *[part for setting in experiments.EXPERIMENTS["cnn"][1] for part in ("-S", setting)],
+        *[part for setting in experiments.EXPERIMENTS["cnn"].settings for part in ("-S", setting)],
     ]  # fmt: skip
     assert experiments.command("notebook-mlp") == ["dvc", "exp", "run", "-n", "notebook-mlp", "-f"]
+    assert experiments.command("cnn", ["train.epochs=1"])[-2:] == ["-S", "train.epochs=1"]
 
 
 def test_table_row_reads_the_train_stage_log(
@@ -65,12 +69,18 @@ def test_table_row_reads_the_train_stage_log(
     epochs, seconds, parameters = log
     assert (epochs, parameters) == (train_metrics["epochs"], train_metrics["parameters"])
     assert seconds > 0
-    row = experiments.table_row("notebook-mlp", data, log)
+    timing = experiments.Timing(*log, runner="local queue, 2 cores")
+    row = experiments.table_row("notebook-mlp", data, timing)
     assert row.startswith("| notebook-mlp: the notebook's MLP (the defaults) | 0.5000 | 0.2500 |")
-    assert f"| {parameters:,} | {seconds:.0f} s ({epochs} epochs) | `dvc exp run -f` |" in row
+    assert row.endswith(
+        f"| {parameters:,} | {seconds:.0f} s ({epochs} epochs) | local queue, 2 cores "
+        "| `dvc exp run -f` |"
+    )
+    assert row.count("|") == experiments.HEADER[0].count("|")
 
+    stale = experiments.Timing(epochs + 1, seconds, parameters, "ubuntu-24.04")
     with pytest.raises(SystemExit, match=r"another run's .* `dvc queue remove"):
-        experiments.table_row("notebook-mlp", data, (epochs + 1, seconds, parameters))
+        experiments.table_row("notebook-mlp", data, stale)
 
 
 def test_a_log_without_the_training_line_is_refused() -> None:
@@ -80,3 +90,52 @@ def test_a_log_without_the_training_line_is_refused() -> None:
         "trained 3 epochs in 9.0 s (10 parameters)\n"
         "trained 18 epochs in 669.0 s (642,018 parameters)\n"
     ) == (18, 669.0, 642018)
+
+
+def test_the_matrix_has_a_job_per_selected_experiment_on_its_runner() -> None:
+    every = experiments.matrix("", {})["include"]
+    assert [job["name"] for job in every] == list(experiments.EXPERIMENTS)
+    assert {job["runner"] for job in every} == {experiments.DEFAULT_RUNNER}
+
+    chosen = experiments.matrix(" cnn,fashion-cnn ", {"fashion-cnn": "self-hosted-gpu"})
+    assert chosen == {
+        "include": [
+            {"name": "cnn", "runner": "ubuntu-24.04"},
+            {"name": "fashion-cnn", "runner": "self-hosted-gpu"},
+        ]
+    }
+    with pytest.raises(SystemExit, match=r"not experiments .*\['cnn-typo'\]"):
+        experiments.matrix("cnn-typo", {})
+    with pytest.raises(SystemExit, match=r"not experiments .*\['gpu-row'\]"):
+        experiments.matrix("", {"gpu-row": "gpu"})
+
+
+def test_timing_files_round_trip(tmp_path: Path) -> None:
+    timing = experiments.Timing(epochs=2, seconds=3.5, parameters=12730, runner="ubuntu-24.04")
+    (tmp_path / "cnn.json").write_text(
+        json.dumps({"name": "cnn", **dataclasses.asdict(timing)}), encoding="utf-8"
+    )
+    assert experiments.read_timings(tmp_path) == {"cnn": timing}
+    (tmp_path / "other.json").write_text(
+        json.dumps({"name": "other", **dataclasses.asdict(timing)}), encoding="utf-8"
+    )
+    with pytest.raises(SystemExit, match="'other' is not an experiment"):
+        experiments.read_timings(tmp_path)
+
+
+def test_the_readme_table_has_a_row_per_experiment_with_its_runner() -> None:
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    rows = experiments.readme_rows(text)
+    assert list(rows) == list(experiments.EXPERIMENTS)
+    assert "\n".join(experiments.HEADER) in text
+    for name, row in rows.items():
+        cells = [cell.strip() for cell in row.strip("|").split(" | ")]
+        assert len(cells) == len(experiments.HEADER[0].strip("|").split(" | ")), row
+        runner, reproduce = cells[-2:]
+        assert runner, row
+        assert (
+            reproduce
+            == "`"
+            + shlex.join(part for part in experiments.command(name) if part not in ("-n", name))
+            + "`"
+        ), row

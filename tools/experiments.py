@@ -6,22 +6,46 @@
     python tools/experiments.py table     # rewrite the README table from dvc exp show --json
     python tools/experiments.py show      # compare them in a terminal: SHOW, 120 columns wide
 
+The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per experiment:
+
+    python tools/experiments.py matrix [NAMES]          # the jobs: {"include": [{name, runner}]}
+    python tools/experiments.py run NAME --timing FILE  # dvc exp run -n NAME ...; its timing
+    python tools/experiments.py table --timings FOLDER  # the README table from those timings
+
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
-train stage's own log line "trained N epochs in S s", read back with `dvc queue logs <name>`.
+train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`
+after a local queue, or from each CI job's timing file (never from a tracked output).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
+# The GitHub runner label of a CI job, unless its row names another (e.g. a self-hosted GPU
+# runner's label) or the SWEEP_RUNNERS variable ({"name": "label", ...}) overrides it.
+DEFAULT_RUNNER = "ubuntu-24.04"
+# What the table says for timings read back with `dvc queue logs`: this machine's queue.
+LOCAL_RUNNER = f"local queue, {os.cpu_count()} cores"
+
+
+class Experiment(NamedTuple):
+    description: str
+    settings: list[str]  # the -S values
+    runner: str = DEFAULT_RUNNER
+
 
 CNN = [
     "train.model=cnn",
@@ -40,10 +64,10 @@ AUGMENTED_CNN = [
     "train.learning_rate=0.002",
     "train.augmentation.enabled=true",
 ]
-# name -> (what it is, the -S values). The baseline forces a run so that it gets a timing too.
-EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
-    "notebook-mlp": ("the notebook's MLP (the defaults)", []),
-    "tuned-mlp": (
+# The baseline forces a run so that it gets a timing too.
+EXPERIMENTS: dict[str, Experiment] = {
+    "notebook-mlp": Experiment("the notebook's MLP (the defaults)", []),
+    "tuned-mlp": Experiment(
         "wider MLP, cosine schedule",
         [
             "train.hidden_units=[512,256]",
@@ -52,14 +76,16 @@ EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
             "train.epochs=30",
         ],
     ),
-    "cnn": ("CNN", [*CNN, "train.epochs=15"]),
-    "cnn-augmented": (
+    "cnn": Experiment("CNN", [*CNN, "train.epochs=15"]),
+    "cnn-augmented": Experiment(
         "deeper CNN with shifts, rotations and zoom",
         [*AUGMENTED_CNN, "train.epochs=18"],
     ),
-    "cnn-augmented-14": ("the same, 14 epochs", [*AUGMENTED_CNN, "train.epochs=14"]),
-    "fashion-mlp": ("Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]),
-    "fashion-cnn": (
+    "cnn-augmented-14": Experiment("the same, 14 epochs", [*AUGMENTED_CNN, "train.epochs=14"]),
+    "fashion-mlp": Experiment(
+        "Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]
+    ),
+    "fashion-cnn": Experiment(
         "Fashion-MNIST, CNN",
         ["download.dataset=fashion-mnist", *CNN, "train.epochs=15"],
     ),
@@ -80,8 +106,9 @@ SHOW = [
 ]
 
 
-def command(name: str) -> list[str]:
-    settings = EXPERIMENTS[name][1]
+def command(name: str, extra_settings: Sequence[str] = ()) -> list[str]:
+    """`dvc exp run` for one row; `extra_settings` (-S values) come last, so they win."""
+    settings = [*EXPERIMENTS[name].settings, *extra_settings]
     return ["dvc", "exp", "run", "-n", name, *(["-f"] if not settings else [])] + [
         part for setting in settings for part in ("-S", setting)
     ]
@@ -104,19 +131,87 @@ def parse_training_log(logs: str) -> tuple[int, float, int]:
     return int(epochs), float(seconds), int(parameters.replace(",", ""))
 
 
-def training_log(name: str) -> tuple[int, float, int]:
-    """(epochs, seconds, parameters) from `dvc queue logs <name>`."""
+@dataclass(frozen=True)
+class Timing:
+    """How one run of an experiment trained (the train stage's log line), and where."""
+
+    epochs: int
+    seconds: float
+    parameters: int
+    runner: str
+
+
+def queue_timing(name: str) -> Timing:
+    """The timing of `name` from `dvc queue logs <name>`: a run of this machine's queue."""
     logs = subprocess.run(
         ["dvc", "queue", "logs", name], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     try:
-        return parse_training_log(logs)
+        return Timing(*parse_training_log(logs), runner=LOCAL_RUNNER)
     except ValueError as error:
         raise SystemExit(f"`dvc queue logs {name}`: {error}") from None
 
 
-def experiments_by_name() -> dict[str, dict]:
-    shown = json.loads(
+def read_timings(folder: Path) -> dict[str, Timing]:
+    """name -> Timing from the JSON files `run` wrote (one per CI job)."""
+    timings = {}
+    for path in sorted(folder.glob("*.json")):
+        fields = json.loads(path.read_text(encoding="utf-8"))
+        name = fields.pop("name")
+        if name not in EXPERIMENTS:
+            raise SystemExit(f"{path}: {name!r} is not an experiment of {list(EXPERIMENTS)}")
+        timings[name] = Timing(**fields)
+    return timings
+
+
+def run(name: str, runner: str, timing_path: Path, extra_settings: Sequence[str] = ()) -> None:
+    """`dvc exp run` for one row (its output passed through), then its Timing to `timing_path`.
+
+    The timing file is for the CI job's artifact: the experiment's own outputs hold no times.
+    """
+    process = subprocess.Popen(
+        command(name, extra_settings),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        sys.stdout.write(line)
+        lines.append(line)
+    if process.wait() != 0:
+        raise SystemExit(
+            f"`{shlex.join(command(name, extra_settings))}` exited {process.returncode}"
+        )
+    try:
+        timing = Timing(*parse_training_log("".join(lines)), runner=runner)
+    except ValueError as error:
+        raise SystemExit(f"`dvc exp run -n {name}`: {error}") from None
+    timing_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = timing_path.with_name(f".{timing_path.name}.tmp")
+    partial.write_text(json.dumps({"name": name, **asdict(timing)}, indent=2) + "\n")
+    partial.replace(timing_path)
+    print(f"{name}: trained {timing.epochs} epochs in {timing.seconds} s on {runner}")
+
+
+def matrix(selection: str, runners: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
+    """The CI jobs for the comma-separated `selection` (empty: every experiment), each with its
+    runner label: the row's own, unless `runners` names another for it."""
+    names = [name.strip() for name in selection.split(",") if name.strip()] or list(EXPERIMENTS)
+    unknown = sorted({*names, *runners} - set(EXPERIMENTS))
+    if unknown:
+        raise SystemExit(f"not experiments of tools/experiments.py: {unknown}")
+    return {
+        "include": [
+            {"name": name, "runner": runners.get(name, EXPERIMENTS[name].runner)} for name in names
+        ]
+    }
+
+
+def exp_show() -> list[dict]:
+    return json.loads(
         subprocess.run(
             ["dvc", "exp", "show", "--json", "--all-commits"],
             cwd=ROOT,
@@ -125,6 +220,10 @@ def experiments_by_name() -> dict[str, dict]:
             check=True,
         ).stdout
     )
+
+
+def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
+    """name -> data of each experiment of the sweep in `dvc exp show --json` output."""
     found = {}
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
@@ -135,56 +234,117 @@ def experiments_by_name() -> dict[str, dict]:
     return found
 
 
-def table_row(name: str, data: dict, log: tuple[int, float, int]) -> str:
-    """One README row from `dvc exp show --json` data and the run's (epochs, seconds, parameters).
+def table_row(name: str, data: dict, timing: Timing) -> str:
+    """One README row from `dvc exp show --json` data and the run's Timing.
 
-    The log must be this run's: a queue task left over from an earlier run of the same name
-    would give another run's time, so its epochs and parameter count must match the metrics.
+    The timing must be this run's: a queue task or timing file left over from an earlier run of
+    the same name would give another run's time, so its epochs and parameter count must match.
     """
     test = data["metrics"]["metrics/evaluate.json"]["data"]["test"]
     train = data["metrics"]["metrics/train.json"]["data"]
-    epochs, seconds, parameters = log
-    if (epochs, parameters) != (train["epochs"], train["parameters"]):
+    if (timing.epochs, timing.parameters) != (train["epochs"], train["parameters"]):
         raise SystemExit(
-            f"`dvc queue logs {name}` is another run's ({epochs} epochs, {parameters:,} "
-            f"parameters; the experiment has {train['epochs']} and {train['parameters']:,}): "
-            "remove the stale task with `dvc queue remove <task>`"
+            f"the timing of {name} is another run's ({timing.epochs} epochs, "
+            f"{timing.parameters:,} parameters; the experiment has {train['epochs']} and "
+            f"{train['parameters']:,}): remove the stale task with `dvc queue remove <task>` "
+            "or the stale timing file"
         )
-    description = EXPERIMENTS[name][0]
+    description = EXPERIMENTS[name].description
     reproduce = shlex.join(part for part in command(name) if part not in ("-n", name))
     return (
         f"| {name}: {description} | {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
-        f"| {parameters:,} | {seconds:.0f} s ({epochs} epochs) | `{reproduce}` |"
+        f"| {timing.parameters:,} | {timing.seconds:.0f} s ({timing.epochs} epochs) "
+        f"| {timing.runner} | `{reproduce}` |"
     )
 
 
-def table() -> str:
-    found = experiments_by_name()
-    missing = [name for name in EXPERIMENTS if name not in found]
+HEADER = [
+    "| experiment | test accuracy | macro F1 | parameters | training time | runner "
+    "| reproduce with |",
+    "|---|---|---|---|---|---|---|",
+]
+
+
+def table_rows(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str, str]:
+    """name -> README row for each timed experiment, in the sweep's order."""
+    found = experiments_by_name(shown)
+    missing = [name for name in timings if name not in found]
     if missing:
-        raise SystemExit(f"not in `dvc exp show` (queue and run them first): {missing}")
-    header = [
-        "| experiment | test accuracy | macro F1 | parameters | training time | reproduce with |",
-        "|---|---|---|---|---|---|",
-    ]
-    rows = [table_row(name, found[name], training_log(name)) for name in EXPERIMENTS]
-    return "\n".join(header + rows)
+        raise SystemExit(f"not in `dvc exp show` (run, or pull, them first): {missing}")
+    return {
+        name: table_row(name, found[name], timings[name]) for name in EXPERIMENTS if name in timings
+    }
 
 
-def write_table() -> None:
+def readme_rows(text: str) -> dict[str, str]:
+    """name -> row of the README table as it is."""
+    _, rest = text.split(START)
+    inside, _ = rest.split(END)
+    return {line[2:].split(":", 1)[0]: line for line in inside.strip().splitlines()[len(HEADER) :]}
+
+
+def write_table(timings: Mapping[str, Timing]) -> None:
+    """The README table with a new row for each timed experiment; the other rows as they were."""
     text = README.read_text(encoding="utf-8")
+    rows = {**readme_rows(text), **table_rows(exp_show(), timings)}
+    missing = [name for name in EXPERIMENTS if name not in rows]
+    if missing:
+        raise SystemExit(f"no row and no timing for {missing}")
+    table = "\n".join([*HEADER, *(rows[name] for name in EXPERIMENTS)])
     before, rest = text.split(START)
     _, after = rest.split(END)
-    README.write_text(f"{before}{START}\n{table()}\n{END}{after}", encoding="utf-8")
+    README.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
     print(f"rewrote the experiments table in {README}")
 
 
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("queue", help="queue every experiment in this machine's DVC queue")
+    actions.add_parser("show", help="compare the experiments in a terminal, 120 columns wide")
+    table = actions.add_parser("table", help="rewrite the README table")
+    table.add_argument(
+        "--timings",
+        type=Path,
+        help="a folder of `run` timing files (default: `dvc queue logs` of every experiment)",
+    )
+    table.add_argument(
+        "--print", action="store_true", help="print the timed rows instead of rewriting README.md"
+    )
+    jobs = actions.add_parser("matrix", help="print the GitHub Actions matrix (JSON)")
+    jobs.add_argument("names", nargs="?", default="", help="comma-separated; default: all")
+    one = actions.add_parser("run", help="dvc exp run one experiment, write its timing")
+    one.add_argument("name", choices=list(EXPERIMENTS))
+    one.add_argument("--timing", type=Path, required=True, help="the timing file to write")
+    one.add_argument("--runner", default=LOCAL_RUNNER, help="where it runs (the table's column)")
+    one.add_argument(
+        "-S", dest="extra_settings", action="append", default=[], help="another -S value"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.action == "queue":
+        queue()
+    elif args.action == "show":
+        subprocess.run([*SHOW, "--no-pager"], cwd=ROOT, check=True)
+    elif args.action == "matrix":
+        runners = json.loads(os.environ.get("SWEEP_RUNNERS") or "{}")
+        print(json.dumps(matrix(args.names, runners)))
+    elif args.action == "run":
+        run(args.name, args.runner, args.timing, args.extra_settings)
+    else:
+        if args.timings is not None:
+            timings = read_timings(args.timings)
+        else:
+            timings = {name: queue_timing(name) for name in EXPERIMENTS}
+        if args.print:
+            print("\n".join([*HEADER, *table_rows(exp_show(), timings).values()]))
+        else:
+            write_table(timings)
+    return 0
+
+
 if __name__ == "__main__":
-    actions = {
-        "queue": queue,
-        "table": write_table,
-        "show": lambda: subprocess.run([*SHOW, "--no-pager"], cwd=ROOT, check=True),
-    }
-    if len(sys.argv) != 2 or sys.argv[1] not in actions:
-        raise SystemExit(f"usage: {sys.argv[0]} {{{','.join(actions)}}}")
-    actions[sys.argv[1]]()
+    raise SystemExit(main())
