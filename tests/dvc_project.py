@@ -30,11 +30,12 @@ import yaml
 PROJECT = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
 
-# What the copy needs to run the pipeline and `make verify`.
+# What the copy needs to run the pipeline, `make verify` and the sweep's jobs.
 COPIED = (
     "stages",
     "digits",
     "tools/verify_outputs.py",
+    "tools/experiments.py",
     "dvc.yaml",
     "pyproject.toml",
     "requirements.lock",
