@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from project_tools import load_tool
 
 PROJECT = Path(__file__).parents[1]
 WORKFLOWS = PROJECT / ".github" / "workflows"
@@ -130,3 +131,34 @@ def test_one_definition_of_the_reproducibility_check():
     workflow = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
     assert "make verify" in [line for step in steps(workflow) for line in runs(step)]
     assert not (PROJECT / ".ci" / "verify-outputs").exists(), "the old check is still there"
+
+
+SWEEP_WORKFLOW = WORKFLOWS / "sweep.yml"
+
+
+def test_the_sweep_workflow_takes_its_jobs_from_tools_experiments():
+    """One job per experiment from `tools/experiments.py matrix`, no second list in YAML; each
+    job pulls the data, runs and pushes its experiment; the last rebuilds the README table."""
+    workflow = yaml.safe_load(SWEEP_WORKFLOW.read_text(encoding="utf-8"))
+    text = yaml.safe_dump(workflow)  # without the comments, which give examples
+
+    for name in load_tool("experiments").EXPERIMENTS:
+        assert name not in text, f"{name} is listed in the workflow too"
+    jobs = workflow["jobs"]
+    plan_lines = [line for step in jobs["plan"]["steps"] for line in runs(step)]
+    assert any("tools/experiments.py matrix" in line for line in plan_lines), plan_lines
+
+    worker = jobs["experiment"]
+    assert worker["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    assert worker["runs-on"] == "${{ matrix.runner }}"
+    assert worker["permissions"] == {"contents": "write"}
+    assert workflow["permissions"] == {"contents": "read"}
+    lines = [line for step in worker["steps"] for line in runs(step)]
+    order = ["make setup", "dvc pull --with-deps preprocess", "experiments.py run", "dvc exp push"]
+    found = [next(i for i, line in enumerate(lines) if part in line) for part in order]
+    assert found == sorted(found), lines
+
+    table_lines = [line for step in jobs["table"]["steps"] for line in runs(step)]
+    assert any("dvc exp pull" in line for line in table_lines), table_lines
+    assert any("experiments.py table --timings" in line for line in table_lines), table_lines
+    assert jobs["table"]["needs"] == ["plan", "experiment"]
