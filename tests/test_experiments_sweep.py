@@ -48,7 +48,9 @@ def test_command_reproduces_the_named_experiment() -> None:
         "dvc", "exp", "run", "-n", "cnn",
         *[part for setting in experiments.EXPERIMENTS["cnn"].settings for part in ("-S", setting)],
     ]  # fmt: skip
-    assert experiments.command("notebook-mlp") == ["dvc", "exp", "run", "-n", "notebook-mlp", "-f"]
+    assert experiments.command("notebook-mlp") == [
+        "dvc", "exp", "run", "-n", "notebook-mlp", "-f", "--downstream", "train"
+    ]  # fmt: skip
     assert experiments.command("cnn", ["train.epochs=1"])[-2:] == ["-S", "train.epochs=1"]
 
 
@@ -74,7 +76,7 @@ def test_table_row_reads_the_train_stage_log(
     assert row.startswith("| notebook-mlp: the notebook's MLP (the defaults) | 0.5000 | 0.2500 |")
     assert row.endswith(
         f"| {parameters:,} | {seconds:.0f} s ({epochs} epochs) | local queue, 2 cores "
-        "| `dvc exp run -f` |"
+        "| `dvc exp run -f --downstream train` |"
     )
     assert row.count("|") == experiments.HEADER[0].count("|")
 
@@ -139,3 +141,30 @@ def test_the_readme_table_has_a_row_per_experiment_with_its_runner() -> None:
             + shlex.join(part for part in experiments.command(name) if part not in ("-n", name))
             + "`"
         ), row
+
+
+def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = tmp_path / "README.md"
+    shutil.copy(PROJECT / "README.md", readme)
+    metrics = {
+        "metrics/train.json": {"data": {"epochs": 15, "parameters": 421930}},
+        "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.99, "macro": {"f1": 0.98}}}},
+    }
+    shown = [{"experiments": [{"revs": [{"name": "cnn", "data": {"metrics": metrics}}]}]}]
+    monkeypatch.setattr(experiments, "README", readme)
+    monkeypatch.setattr(experiments, "exp_show", lambda: shown)
+    before = experiments.readme_rows(readme.read_text(encoding="utf-8"))
+
+    experiments.write_table({"cnn": experiments.Timing(15, 99.4, 421930, "ubuntu-24.04")})
+
+    after = experiments.readme_rows(readme.read_text(encoding="utf-8"))
+    assert list(after) == list(experiments.EXPERIMENTS)
+    assert after["cnn"].startswith("| cnn: CNN | 0.9900 | 0.9800 | 421,930 | 99 s (15 epochs) ")
+    assert "| ubuntu-24.04 |" in after["cnn"]
+    assert {name: row for name, row in after.items() if name != "cnn"} == {
+        name: row for name, row in before.items() if name != "cnn"
+    }
+    with pytest.raises(SystemExit, match=r"not in `dvc exp show`.*\['tuned-mlp'\]"):
+        experiments.write_table({"tuned-mlp": experiments.Timing(30, 1.0, 535818, "x")})
