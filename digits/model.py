@@ -1,4 +1,9 @@
-"""Build, train, save and load the Keras classifier (the only modules that import TensorFlow)."""
+"""Build, train, save and load the Keras classifier.
+
+Only train and evaluate import this module (and TensorFlow with it), after
+digits.determinism.pin_cpu_kernels(); the data stages never do, so they start in well under a
+second. (The recogniser app's digits/app/predict.py loads models through it too.)
+"""
 
 from __future__ import annotations
 

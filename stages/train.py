@@ -9,8 +9,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels, seed_everything
-from digits.files import atomic_open, atomic_path, load_arrays, save_figure, write_json
+from digits.files import atomic_open, atomic_path, save_figure, write_json
 from digits.params import TrainParams, load_section
 from digits.plots import training_curves_figure
 from stages._cli import parser, run
@@ -32,8 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     params = load_section(args.params, "train", TrainParams)  # bad params stop us before TF loads
-    train = load_arrays(args.processed_dir / "train.npz", "images", "labels")
-    validation = load_arrays(args.processed_dir / "validation.npz", "images", "labels")
+    train = load_split(args.processed_dir, "train")
+    validation = load_split(args.processed_dir, "validation")
 
     pin_cpu_kernels()
     seed_everything(params.seed)

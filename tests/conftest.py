@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digits.dataset import save_split
+
 # Before any test imports TensorFlow: the stages' pin_cpu_kernels() refuses to run after
 # TensorFlow was imported without this, and the oneDNN/CPU banners only clutter the output.
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
@@ -45,7 +47,7 @@ def processed_dir(tmp_path: Path, synthetic_data: dict) -> Path:
     folder = tmp_path / "processed"
     folder.mkdir()
     for split, (images, labels) in synthetic_data.items():
-        np.savez(folder / f"{split}.npz", images=images, labels=labels)
+        save_split(folder, split, images, labels)
     return folder
 
 

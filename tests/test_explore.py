@@ -14,7 +14,7 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from digits.files import save_arrays
+from digits.dataset import save_split
 from digits.plots import (
     class_counts,
     class_distribution_figure,
@@ -47,7 +47,7 @@ def write_processed(folder: Path) -> dict[str, np.ndarray]:
     for seed, (split, count) in enumerate(SIZES.items()):
         images, labels = synthetic_split(count, seed)
         one_hot = np.eye(10, dtype=np.float32)[labels]
-        save_arrays(folder / f"{split}.npz", images=images, labels=one_hot)
+        save_split(folder, split, images, one_hot)
         digits[split] = labels
     return digits
 

@@ -27,7 +27,7 @@ from digits.model import (
 )
 from digits.params import TrainParams
 
-# The committed defaults: the notebook's network (checked in test_default_params_are_the_notebook).
+# The committed defaults: the notebook's network (checked in test_build_model_is_the_notebook_mlp).
 NOTEBOOK = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["train"]
 # Small and quick to learn the synthetic blocks: a few hundred images, a few epochs.
 TINY = {**NOTEBOOK, "hidden_units": [32], "learning_rate": 0.01, "epochs": 1, "batch_size": 32}

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from digits.dataset import RAW_FILE_NAMES
+from digits.dataset import RAW_FILE_NAMES, save_split
 from digits.errors import PipelineError
-from digits.files import save_arrays
 from digits.params import (
     SECTIONS,
     DownloadParams,
@@ -416,14 +415,10 @@ def stage_inputs(tmp_path: Path) -> Path:
     images = (np.arange(40 * 28 * 28) % 256).astype(np.uint8).reshape(40, 28, 28)
     labels = (np.arange(40) % 10).astype(np.uint8)
     for split in ("train", "test"):
-        save_arrays(tmp_path / "interim" / f"{split}.npz", images=images, labels=labels)
+        save_split(tmp_path / "interim", split, images, labels)
     one_hot = np.eye(10, dtype=np.float32)[labels]
     for split in ("train", "validation", "test"):
-        save_arrays(
-            tmp_path / "processed" / f"{split}.npz",
-            images=images.astype(np.float32) / 255,
-            labels=one_hot,
-        )
+        save_split(tmp_path / "processed", split, images.astype(np.float32) / 255, one_hot)
     return tmp_path
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from digits.files import load_arrays
+from digits.dataset import load_split
 from digits.model import HISTORY_COLUMNS
 from stages import evaluate, train
 from stages._cli import run
@@ -67,7 +67,7 @@ def evaluate_argv(processed: Path, out: Path, params: Path, model: Path | None =
 def test_train_then_evaluate_writes_every_output(processed_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     params = write_params(tmp_path)
-    _, test_labels = load_arrays(processed_dir / "test.npz", "images", "labels")
+    _, test_labels = load_split(processed_dir, "test")
 
     assert run(train.main, train_argv(processed_dir, out, params)) == 0
     assert run(evaluate.main, evaluate_argv(processed_dir, out, params)) == 0

@@ -16,8 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
+from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels, seed_everything
-from digits.files import load_arrays
 from digits.params import TrainParams, load_section
 
 
@@ -32,8 +32,8 @@ def main() -> None:
     arguments.add_argument("--repeats", type=int, default=1)
     args = arguments.parse_args()
     params = load_section(args.params, "train", TrainParams)
-    train = load_arrays(args.processed / "train.npz", "images", "labels")
-    validation = load_arrays(args.processed / "validation.npz", "images", "labels")
+    train = load_split(args.processed, "train")
+    validation = load_split(args.processed, "validation")
 
     pin_cpu_kernels()
     from digits.model import build_model, compile_model, train_model
