@@ -7,12 +7,9 @@ second. (The recogniser app's digits/app/predict.py loads models through it too.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 import tempfile
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from keras.optimizers.schedules import LearningRateSchedule
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from digits.errors import PipelineError
 from digits.files import atomic_path
+from digits.keras_archive import normalize_keras_archive
 from digits.params import TrainParams
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -182,63 +180,6 @@ def train_model(
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     return frame[HISTORY_COLUMNS]
-
-
-def summarize_training(history: pd.DataFrame, model: keras.Model) -> dict:
-    """The best epoch's validation scores and the parameter count, for metrics/train.json.
-
-    The last epoch's scores are in DVCLive's metrics.json (digits/live.py), not repeated here.
-    """
-    best = history.loc[history["val_accuracy"].idxmax()]
-    return {
-        "parameters": int(model.count_params()),
-        "epochs": len(history),
-        "best": {
-            "epoch": int(best["epoch"]),
-            "val_accuracy": round(float(best["val_accuracy"]), 6),
-            "val_loss": round(float(best["val_loss"]), 6),
-        },
-    }
-
-
-# A fixed zip timestamp (the earliest a zip file can hold) so the same weights give the same bytes.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def _renumber_shared_objects(config: object, numbers: dict[int, int]) -> None:
-    """Replace each `shared_object_id` (Python's id() of the object: a memory address that
-    changes from process to process) by 1, 2, ... in order of first appearance, in place."""
-    if isinstance(config, dict):
-        if "shared_object_id" in config:
-            key = config["shared_object_id"]
-            config["shared_object_id"] = numbers.setdefault(key, len(numbers) + 1)
-        for value in config.values():
-            _renumber_shared_objects(value, numbers)
-    elif isinstance(config, list):
-        for value in config:
-            _renumber_shared_objects(value, numbers)
-
-
-def normalize_keras_archive(data: bytes) -> bytes:
-    """Rewrite a .keras zip without its save date or memory addresses, with fixed entry times
-    and order."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
-        for entry in sorted(source.infolist(), key=lambda info: info.filename):
-            content = source.read(entry)
-            if entry.filename == "metadata.json":
-                metadata = json.loads(content)
-                metadata.pop("date_saved", None)
-                content = json.dumps(metadata, sort_keys=True).encode()
-            elif entry.filename == "config.json":
-                config = json.loads(content)
-                _renumber_shared_objects(config, {})
-                content = json.dumps(config).encode()
-            info = zipfile.ZipInfo(entry.filename, date_time=_ZIP_EPOCH)
-            info.compress_type = entry.compress_type
-            info.external_attr = 0o644 << 16
-            target.writestr(info, content)
-    return out.getvalue()
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:

@@ -161,10 +161,10 @@ def temp_files(project: Project) -> list[str]:
     )
 
 
-# Code appended to the copy's digits/model.py (which only train and evaluate import), so that the
-# train stage fails while it writes its outputs: the model, history and curves are in their temp
-# files by then.
-INJECTED = "digits/model.py"
+# Code appended to the copy's digits/metrics.py (which only train and evaluate import) that
+# replaces the training summary, the last output train writes, so that the stage fails while it
+# writes its outputs: the model, history and curves are in their temp files by then.
+INJECTED = "digits/metrics.py"
 FAILURES = {
     "exception": "raise RuntimeError('injected failure')",
     "sigkill": "os.kill(os.getpid(), signal.SIGKILL)",
@@ -175,7 +175,7 @@ FAILURES = {
 def inject_failure(project: Project, kind: str) -> None:
     with open(project.root / INJECTED, "a", encoding="utf-8") as f:
         f.write(
-            "\n\ndef summarize_training(history, model):  # injected by the test\n"
+            "\n\ndef training_summary(history, parameters):  # injected by the test\n"
             "    import os, signal, time\n"
             "    from pathlib import Path\n"
             f"    {FAILURES[kind]}\n"

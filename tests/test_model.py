@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -14,15 +13,14 @@ import pytest
 import yaml
 
 from digits.determinism import seed_everything
+from digits.keras_archive import normalize_keras_archive
 from digits.model import (
     HISTORY_COLUMNS,
     build_model,
     build_optimizer,
     load_model,
-    normalize_keras_archive,
     predict_probabilities,
     save_model,
-    summarize_training,
     train_model,
 )
 from digits.params import TrainParams
@@ -210,74 +208,3 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(
 
     assert paths["first"].read_bytes() == paths["again"].read_bytes()
     assert paths["first"].read_bytes() != paths["other"].read_bytes()
-
-
-def test_summarize_training_reports_final_and_best_epochs() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1, 2, 3, 4],
-            "loss": [0.9, 0.5, 0.3, 0.2],
-            "accuracy": [0.6, 0.8, 0.9, 0.95],
-            "val_loss": [0.8, 0.4, 0.45, 0.5],
-            "val_accuracy": [0.7, 0.9, 0.85, 0.9],  # ties with epoch 2: the first one wins
-        }
-    )
-    model = build_model(train_params(hidden_units=[4]))
-
-    summary = summarize_training(history, model)
-
-    assert summary == {
-        "parameters": (784 * 4 + 4) + (4 * 10 + 10),
-        "epochs": 4,
-        "best": {"epoch": 2, "val_accuracy": 0.9, "val_loss": 0.4},
-    }
-    json.dumps(summary, allow_nan=False)  # plain JSON types only (what write_json needs)
-
-
-def test_summarize_training_rounds_to_six_places() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1],
-            "loss": [0.1],
-            "accuracy": [1.0],
-            "val_loss": [1 / 3],
-            "val_accuracy": [2 / 3],
-        }
-    )
-
-    summary = summarize_training(history, build_model(train_params(hidden_units=[2])))
-
-    assert summary["best"]["val_loss"] == 0.333333
-    assert summary["best"]["val_accuracy"] == 0.666667
-    assert type(summary["best"]["epoch"]) is int
-
-
-def _zip_bytes(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)  # dated now
-    return out.getvalue()
-
-
-def test_normalize_keras_archive_renumbers_shared_objects_consistently() -> None:
-    policy = {"class_name": "DTypePolicy", "shared_object_id": 140596010652176}
-    other = {"class_name": "Other", "shared_object_id": 139000000000000}
-    config = {"a": policy, "b": [other, dict(policy)], "c": dict(other)}
-    raw = _zip_bytes(
-        {
-            "metadata.json": b'{"keras_version": "3", "date_saved": "2025-01-01@00:00:00"}',
-            "config.json": json.dumps(config).encode(),
-        }
-    )
-
-    with zipfile.ZipFile(io.BytesIO(normalize_keras_archive(raw))) as archive:
-        renumbered = json.loads(archive.read("config.json"))
-        metadata = json.loads(archive.read("metadata.json"))
-
-    assert renumbered == {
-        "a": {"class_name": "DTypePolicy", "shared_object_id": 1},
-        "b": [{"class_name": "Other", "shared_object_id": 2}, {**policy, "shared_object_id": 1}],
-        "c": {"class_name": "Other", "shared_object_id": 2},
-    }
-    assert metadata == {"keras_version": "3"}
