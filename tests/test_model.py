@@ -16,6 +16,7 @@ from digits.determinism import seed_everything
 from digits.keras_archive import normalize_keras_archive
 from digits.model import (
     HISTORY_COLUMNS,
+    Network,
     build_model,
     build_optimizer,
     load_model,
@@ -25,7 +26,7 @@ from digits.model import (
 )
 from digits.params import TrainParams
 
-# The committed defaults: the notebook's network (checked in test_build_model_is_the_notebook_mlp).
+# The committed train section: the notebook's network (checked against Network's defaults below).
 NOTEBOOK = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["train"]
 # Small and quick to learn the synthetic blocks: a few hundred images, a few epochs.
 TINY = {**NOTEBOOK, "hidden_units": [32], "learning_rate": 0.01, "epochs": 1, "batch_size": 32}
@@ -43,7 +44,7 @@ def trained_model(params: TrainParams, data: dict) -> tuple[keras.Model, pd.Data
     """
     keras.backend.clear_session()
     seed_everything(params.seed)
-    model = build_model(params)
+    model = build_model(Network.from_params(params))
     history = train_model(model, params, data["train"], data["validation"], verbose=0)
     return model, history
 
@@ -58,7 +59,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory, synthetic_data: dict) -> tup
 
 
 def test_build_model_is_the_notebook_mlp() -> None:
-    model = build_model(train_params(NOTEBOOK, dropout_rate=0.3))
+    model = build_model(Network(dropout_rate=0.3))  # the defaults, no params file needed
 
     assert [type(layer).__name__ for layer in model.layers] == [
         "Flatten",
@@ -77,8 +78,13 @@ def test_build_model_is_the_notebook_mlp() -> None:
     assert model.count_params() == (784 * 128 + 128) + (128 * 64 + 64) + (64 * 10 + 10) == 109_386
 
 
+def test_the_committed_params_build_the_default_network() -> None:
+    # One notebook network: params.yaml's train section and Network's defaults must agree.
+    assert Network.from_params(train_params(NOTEBOOK)) == Network()
+
+
 def test_build_model_follows_hidden_units_and_activation() -> None:
-    model = build_model(train_params(hidden_units=[7, 5, 3], activation="tanh"))
+    model = build_model(Network(hidden_units=(7, 5, 3), activation="tanh"))
 
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [layer.units for layer in dense] == [7, 5, 3, 10]

@@ -15,6 +15,8 @@ import yaml
 from digits.determinism import seed_everything
 from digits.model import (
     HISTORY_COLUMNS,
+    Augmentation,
+    Network,
     build_augmentation,
     build_learning_rate,
     build_model,
@@ -50,11 +52,18 @@ def augmentation_params(seed: int = 42, **amounts: float) -> TrainParams:
     return train_params(seed=seed, augmentation={**STILL, **amounts})
 
 
+def augmentation_of(params: TrainParams) -> tuple[Augmentation, int]:
+    """build_augmentation's arguments, as build_model passes them for these params."""
+    network = Network.from_params(params)
+    assert network.augmentation is not None, "these params have augmentation off"
+    return network.augmentation, network.seed
+
+
 def fresh_model(params: TrainParams) -> keras.Model:
     """A model built as stages.train builds it: in a clean session, after seeding."""
     keras.backend.clear_session()
     seed_everything(params.seed)
-    return build_model(params)
+    return build_model(Network.from_params(params))
 
 
 def trained_model(
@@ -212,7 +221,7 @@ def augment(params: TrainParams, images: np.ndarray, training: bool = True) -> n
     """build_augmentation in a clean, seeded session, applied once: (N, 28, 28, 1) -> same."""
     keras.backend.clear_session()
     seed_everything(params.seed)
-    return np.asarray(build_augmentation(params)(images, training=training))
+    return np.asarray(build_augmentation(*augmentation_of(params))(images, training=training))
 
 
 def centres(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +267,7 @@ def test_augmentation_draws_a_new_transform_per_image_and_per_call(
 ) -> None:
     same = np.repeat(digit_batch[:1], BATCH, axis=0)
     keras.backend.clear_session()
-    layer = build_augmentation(augmentation_params(**AUGMENTED))
+    layer = build_augmentation(*augmentation_of(augmentation_params(**AUGMENTED)))
 
     first = np.asarray(layer(same, training=True))
     second = np.asarray(layer(same, training=True))

@@ -36,11 +36,11 @@ def main() -> None:
     validation = load_split(args.processed, "validation")
 
     pin_cpu_kernels()
-    from digits.model import build_model, compile_model, train_model
+    from digits.model import Network, build_model, compile_model, train_model
 
     def plain() -> str:
         seed_everything(params.seed)
-        model = build_model(params)
+        model = build_model(Network.from_params(params))
         steps_per_epoch = math.ceil(len(train[0]) / params.batch_size)
         compile_model(model, params, steps_per_epoch)  # Keras default: one step per call
         model.fit(
@@ -54,7 +54,7 @@ def main() -> None:
 
     def pipeline() -> str:
         seed_everything(params.seed)
-        model = build_model(params)
+        model = build_model(Network.from_params(params))
         train_model(model, params, train, validation, verbose=0)
         return weights_digest(model)
 
