@@ -11,7 +11,7 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from helpers import synthetic_digits, synthetic_split, write_params
 from matplotlib.figure import Figure
 
 from digits.dataset import save_split
@@ -32,30 +32,19 @@ SIZES = {"train": 50, "validation": 20, "test": 30}
 ROWS, COLUMNS = 2, 5
 
 
-def synthetic_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(count, 28, 28) float32 in [0, 1] and (count,) digits, every digit present, shuffled."""
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(count) % 10)
-    images = rng.random((count, 28, 28), dtype=np.float32)
-    images[:, 10:18, 10:18] = 1.0  # some ink
-    return images, labels
-
-
 def write_processed(folder: Path) -> dict[str, np.ndarray]:
     """data/processed with one-hot float32 labels; returns the digits of each split."""
     digits = {}
     for seed, (split, count) in enumerate(SIZES.items()):
-        images, labels = synthetic_split(count, seed)
-        one_hot = np.eye(10, dtype=np.float32)[labels]
+        images, one_hot = synthetic_split(count, seed)
         save_split(folder, split, images, one_hot)
-        digits[split] = labels
+        digits[split] = one_hot.argmax(axis=1)
     return digits
 
 
-def write_params(path: Path, rows: int = ROWS, columns: int = COLUMNS) -> Path:
-    explore = {"sample_rows": rows, "sample_columns": columns}
-    path.write_text(yaml.safe_dump({"explore": explore}), encoding="utf-8")
-    return path
+def explore_params(folder: Path, rows: int = ROWS, columns: int = COLUMNS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_params(folder, explore={"sample_rows": rows, "sample_columns": columns})
 
 
 @pytest.fixture
@@ -66,7 +55,7 @@ def processed(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def params(tmp_path: Path) -> Path:
-    return write_params(tmp_path / "params.yaml")
+    return explore_params(tmp_path)
 
 
 @dataclass
@@ -83,7 +72,7 @@ class Explored:
 def explored(tmp_path_factory: pytest.TempPathFactory) -> Explored:
     root = tmp_path_factory.mktemp("explore")
     digits = write_processed(root / "processed")
-    params = write_params(root / "params.yaml")
+    params = explore_params(root)
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert run_stage(params, root / "processed", root / "first") == 0
@@ -160,8 +149,8 @@ def test_stage_rerun_replaces_its_previous_output(
 
 
 def test_stage_sample_grid_follows_the_params(tmp_path: Path, processed: Path) -> None:
-    small = write_params(tmp_path / "small.yaml", rows=1, columns=3)
-    large = write_params(tmp_path / "large.yaml", rows=3, columns=3)
+    small = explore_params(tmp_path / "small", rows=1, columns=3)
+    large = explore_params(tmp_path / "large", rows=3, columns=3)
     assert run_stage(small, processed, tmp_path / "a") == 0
     assert run_stage(large, processed, tmp_path / "b") == 0
     small_height = matplotlib.image.imread(tmp_path / "a" / "samples.png").shape[0]
@@ -177,7 +166,7 @@ def titles(figure: Figure) -> list[str]:
 
 
 def test_sample_grid() -> None:
-    images, labels = synthetic_split(30, 0)
+    images, labels = synthetic_digits(30, 0)
     figure = sample_grid(images, labels, ROWS, COLUMNS)
     assert isinstance(figure, Figure)
     assert len(figure.axes) == ROWS * COLUMNS
@@ -186,7 +175,7 @@ def test_sample_grid() -> None:
 
 
 def test_sample_grid_with_fewer_images_than_cells() -> None:
-    images, labels = synthetic_split(3, 0)
+    images, labels = synthetic_digits(3, 0)
     figure = sample_grid(images, labels, ROWS, COLUMNS)
     assert len(titles(figure)) == 3
     assert sum(len(ax.images) for ax in figure.axes) == 3
@@ -242,7 +231,7 @@ def test_confusion_matrix_figure_labels_every_cell() -> None:
 
 
 def test_misclassified_grid_shows_only_the_wrong_ones() -> None:
-    images, true = synthetic_split(10, 0)
+    images, true = synthetic_digits(10, 0)
     predicted = true.copy()
     predicted[[2, 5, 7]] = (true[[2, 5, 7]] + 1) % 10
     figure = misclassified_grid(images, true, predicted, count=2, columns=3)

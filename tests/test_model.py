@@ -8,11 +8,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
+from helpers import COMMITTED_PARAMS, tiny_train_params, trained_model
 
-from digits.determinism import seed_everything
 from digits.keras_archive import normalize_keras_archive
 from digits.model import (
     HISTORY_COLUMNS,
@@ -22,37 +20,14 @@ from digits.model import (
     load_model,
     predict_probabilities,
     save_model,
-    train_model,
 )
 from digits.params import TrainParams
-
-# The committed train section: the notebook's network (checked against Network's defaults below).
-NOTEBOOK = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["train"]
-# Small and quick to learn the synthetic blocks: a few hundred images, a few epochs.
-TINY = {**NOTEBOOK, "hidden_units": [32], "learning_rate": 0.01, "epochs": 1, "batch_size": 32}
-
-
-def train_params(base: dict = TINY, **overrides: object) -> TrainParams:
-    return TrainParams(**{**base, **overrides})
-
-
-def trained_model(params: TrainParams, data: dict) -> tuple[keras.Model, pd.DataFrame]:
-    """A fresh, seeded model trained on the synthetic splits, as stages.train does it.
-
-    clear_session() first: Keras numbers auto-named layers per process (dense, dense_1, ...), and
-    the names go into the saved file; the stage builds one model per process, so starts at zero.
-    """
-    keras.backend.clear_session()
-    seed_everything(params.seed)
-    model = build_model(Network.from_params(params))
-    history = train_model(model, params, data["train"], data["validation"], verbose=0)
-    return model, history
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory, synthetic_data: dict) -> tuple:
     """(model, path) of a one-epoch model saved with save_model (optimizer state included)."""
-    model, _ = trained_model(train_params(), synthetic_data)
+    model, _ = trained_model(tiny_train_params(), synthetic_data)
     path = tmp_path_factory.mktemp("model") / "model.keras"
     save_model(model, path)
     return model, path
@@ -80,7 +55,7 @@ def test_build_model_is_the_notebook_mlp() -> None:
 
 def test_the_committed_params_build_the_default_network() -> None:
     # One notebook network: params.yaml's train section and Network's defaults must agree.
-    assert Network.from_params(train_params(NOTEBOOK)) == Network()
+    assert Network.from_params(TrainParams(**COMMITTED_PARAMS["train"])) == Network()
 
 
 def test_build_model_follows_hidden_units_and_activation() -> None:
@@ -102,7 +77,7 @@ def test_build_model_follows_hidden_units_and_activation() -> None:
     ],
 )
 def test_build_optimizer(optimizer: str, momentum: float, expected_class: type) -> None:
-    params = train_params(optimizer=optimizer, momentum=momentum, learning_rate=0.05)
+    params = tiny_train_params(optimizer=optimizer, momentum=momentum, learning_rate=0.05)
 
     result = build_optimizer(params)
 
@@ -113,14 +88,14 @@ def test_build_optimizer(optimizer: str, momentum: float, expected_class: type) 
 
 
 def test_build_optimizer_rejects_an_unknown_name() -> None:
-    params = train_params().model_copy(update={"optimizer": "adagrad"})  # bypasses validation
+    params = tiny_train_params().model_copy(update={"optimizer": "adagrad"})  # bypasses validation
 
     with pytest.raises(ValueError, match="adagrad"):
         build_optimizer(params)
 
 
 def test_train_model_returns_one_history_row_per_epoch(synthetic_data: dict) -> None:
-    _, history = trained_model(train_params(epochs=1), synthetic_data)
+    _, history = trained_model(tiny_train_params(epochs=1), synthetic_data)
 
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["epoch"].tolist() == [1]
@@ -128,7 +103,7 @@ def test_train_model_returns_one_history_row_per_epoch(synthetic_data: dict) -> 
 
 
 def test_train_model_learns_the_synthetic_digits(synthetic_data: dict) -> None:
-    model, history = trained_model(train_params(epochs=5), synthetic_data)
+    model, history = trained_model(tiny_train_params(epochs=5), synthetic_data)
 
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
@@ -208,7 +183,7 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(
     seeds = {"first": 7, "again": 7, "other": 8}
     models = []  # kept alive, so no two models can share a memory address
     for name, path in paths.items():
-        model, _ = trained_model(train_params(seed=seeds[name], epochs=2), synthetic_data)
+        model, _ = trained_model(tiny_train_params(seed=seeds[name], epochs=2), synthetic_data)
         save_model(model, path)
         models.append(model)
 
