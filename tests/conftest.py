@@ -55,3 +55,13 @@ def tiny_model(synthetic_data: dict):
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
     model.fit(*synthetic_data["train"], epochs=5, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Path:
+    """tiny_model saved as a .keras file, as the train stage saves models."""
+    from digits.model import save_model
+
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    save_model(tiny_model, path)
+    return path

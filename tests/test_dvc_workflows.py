@@ -265,7 +265,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def test_metrics_diff_main_reports_changed_metrics(project: Project, slower_learning: Repro):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_metrics_diff_main_reports_changed_metrics(project: Project):
     with project.on_branch("slower-learning"):
         diff = json.loads(project.dvc("metrics", "diff", "main", "--json"))
         table = project.dvc("metrics", "diff", "main", "--md")
@@ -283,7 +284,8 @@ def test_metrics_diff_main_reports_changed_metrics(project: Project, slower_lear
     assert "test.loss" in table
 
 
-def test_params_diff_main_reports_the_param(project: Project, slower_learning: Repro):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_params_diff_main_reports_the_param(project: Project):
     with project.on_branch("slower-learning"):
         diff = json.loads(project.dvc("params", "diff", "main", "--json"))
     assert list(diff) == ["params.yaml"]
@@ -379,9 +381,8 @@ def revision_colours(specs: dict[str, dict]) -> dict[str, dict[str, list[int]]]:
     }
 
 
-def test_plots_diff_main_renders_both_revisions(
-    project: Project, slower_learning: Repro, tmp_path: Path
-):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_plots_diff_main_renders_both_revisions(project: Project, tmp_path: Path):
 
     report = tmp_path / "plots-diff"
     with project.on_branch("slower-learning"):
@@ -426,9 +427,8 @@ CDN_STAND_INS = {
 
 
 @pytest.mark.parametrize("command", ["show", "diff"])
-def test_plots_work_in_a_fresh_clone_without_set_up(
-    project: Project, slower_learning: Repro, tmp_path: Path, command: str
-):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_plots_work_in_a_fresh_clone_without_set_up(project: Project, tmp_path: Path, command: str):
     # `pip install dvc && git clone ... && dvc plots show`: no `make setup`, so no offline
     # template and no .dvc/config.local. DVC's own template must be used, not a crash.
     clone = project.base / f"fresh-clone-{command}"

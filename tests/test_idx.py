@@ -103,7 +103,7 @@ def test_idx_error_is_a_pipeline_error() -> None:
 # --- every rejection names the file and the check -----------------------------------------------
 
 
-def test_empty_input() -> None:
+def test_empty_input_is_a_truncated_header() -> None:
     rejection(parse_idx, b"", "header truncated", "0 bytes", "4-byte")
 
 
@@ -149,7 +149,7 @@ def test_payload_too_short_for_a_multibyte_type() -> None:
     rejection(parse_idx, data, "payload too short", "11 bytes", "int32", "exactly 12 bytes")
 
 
-def test_trailing_bytes() -> None:
+def test_trailing_bytes_are_refused() -> None:
     data = encode_idx(make_labels(5)) + b"\x00\x00\x00"
     rejection(parse_idx, data, "trailing bytes", "8 bytes", "exactly 5 bytes", "3 extra")
 
@@ -206,7 +206,7 @@ def write_split(folder: Path, images: np.ndarray, labels: np.ndarray) -> tuple[P
     return images_path, labels_path
 
 
-def test_read_split(tmp_path: Path) -> None:
+def test_read_split_returns_both_files_arrays(tmp_path: Path) -> None:
     images, labels = make_images(4), make_labels(4)
     read_images, read_labels = read_split(*write_split(tmp_path, images, labels))
     np.testing.assert_array_equal(read_images, images)

@@ -62,7 +62,7 @@ def test_confusion_counts_rows_are_true_and_columns_are_predicted() -> None:
     assert matrix[1, 7] == 0
 
 
-def test_accuracy() -> None:
+def test_accuracy_is_the_share_of_right_answers() -> None:
     assert close(classification_metrics(TRUE, PREDICTED)["accuracy"], F(6, 12))
 
 

@@ -76,7 +76,9 @@ def test_build_model_follows_hidden_units_and_activation() -> None:
         ("rmsprop", 0.5, keras.optimizers.RMSprop),
     ],
 )
-def test_build_optimizer(optimizer: str, momentum: float, expected_class: type) -> None:
+def test_build_optimizer_makes_the_named_optimizer_with_its_settings(
+    optimizer: str, momentum: float, expected_class: type
+) -> None:
     params = tiny_train_params(optimizer=optimizer, momentum=momentum, learning_rate=0.05)
 
     result = build_optimizer(params)

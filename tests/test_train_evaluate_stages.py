@@ -97,20 +97,6 @@ def test_train_then_evaluate_writes_every_output(processed_dir: Path, tmp_path: 
     assert list(out.rglob(".*")) == []
 
 
-def test_a_bad_train_param_stops_before_any_work(
-    processed_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "out"
-    params = write_params(tmp_path, train={**TRAIN, "epochs": 0})
-
-    assert run(train.main, train_argv(processed_dir, out, params)) == 1
-
-    error = capsys.readouterr().err
-    assert "train.epochs" in error
-    assert "(got 0)" in error
-    assert not out.exists()  # no model, history, curves or metrics, not even their folders
-
-
 def test_evaluate_without_a_model_fails_with_a_clear_message(
     processed_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
