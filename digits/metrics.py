@@ -1,4 +1,5 @@
-"""Classification metrics on the test set (scikit-learn), as plain JSON-ready dicts."""
+"""Classification metrics on the test set (scikit-learn) and the training summary, as plain
+JSON-ready dicts."""
 
 from __future__ import annotations
 
@@ -59,3 +60,21 @@ def categorical_crossentropy(one_hot_labels: np.ndarray, probabilities: np.ndarr
     """Mean cross-entropy, probabilities clipped like Keras (1e-7) so log(0) cannot occur."""
     clipped = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
     return float(-(one_hot_labels * np.log(clipped)).sum(axis=1).mean())
+
+
+def training_summary(history: pd.DataFrame, parameters: int) -> dict:
+    """The size of the run and its best epoch's validation scores, for metrics/train.json.
+
+    history: one row per epoch with `epoch`, `val_accuracy` and `val_loss`. The last epoch's
+    scores are in DVCLive's metrics.json (digits/live.py), not repeated here.
+    """
+    best = history.loc[history["val_accuracy"].idxmax()]
+    return {
+        "parameters": int(parameters),
+        "epochs": len(history),
+        "best": {
+            "epoch": int(best["epoch"]),
+            "val_accuracy": _rounded(best["val_accuracy"]),
+            "val_loss": _rounded(best["val_loss"]),
+        },
+    }

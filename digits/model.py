@@ -1,15 +1,19 @@
-"""Build, train, save and load the Keras classifier (the only modules that import TensorFlow)."""
+"""Build, train, save and load the Keras classifier.
+
+Only train and evaluate import this module (and TensorFlow with it), after
+digits.determinism.pin_cpu_kernels(); the data stages never do, so they start in well under a
+second. (The recogniser app's digits/app/predict.py loads models through it too.)
+"""
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 import tempfile
-import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import keras
 import numpy as np
@@ -20,86 +24,134 @@ from keras.optimizers.schedules import LearningRateSchedule
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from digits.errors import PipelineError
 from digits.files import atomic_path
+from digits.keras_archive import normalize_keras_archive
 from digits.params import TrainParams
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 
 
-def build_augmentation(params: TrainParams) -> keras.Sequential:
+@dataclass(frozen=True)
+class Augmentation:
+    """Ranges of the random shifts, rotations and zooms applied to training images."""
+
+    max_shift: float = 0.1  # fraction of the image's width / height
+    max_rotation_degrees: float = 10
+    max_zoom: float = 0.1  # 0.1 zooms between 90% and 110%
+
+
+@dataclass(frozen=True)
+class Network:
+    """What build_model builds. The defaults are the notebook's network: Flatten 784 -> Dense
+    128 ReLU -> Dropout -> Dense 64 ReLU -> Dropout -> Dense 10 softmax. The train stage makes
+    one from its params (`Network.from_params`); tests and tools can make one directly."""
+
+    model: Literal["mlp", "cnn"] = "mlp"
+    hidden_units: tuple[int, ...] = (128, 64)  # mlp: hidden Dense layers; cnn: after the convs
+    conv_filters: tuple[int, ...] = (32, 64)  # cnn: one block of 3x3 convolutions per entry
+    convs_per_block: int = 1  # cnn
+    batch_norm: bool = True  # cnn: batch normalisation after every convolution
+    activation: str = "relu"
+    dropout_rate: float = 0.2
+    augmentation: Augmentation | None = None  # None: no augmentation layers
+    seed: int = 42  # the augmentation layers are seeded seed + 1, + 2 and + 3
+
+    @classmethod
+    def from_params(cls, params: TrainParams) -> Network:
+        augmentation = params.augmentation
+        return cls(
+            model=params.model,
+            hidden_units=tuple(params.hidden_units),
+            conv_filters=tuple(params.conv_filters),
+            convs_per_block=params.convs_per_block,
+            batch_norm=params.batch_norm,
+            activation=params.activation,
+            dropout_rate=params.dropout_rate,
+            augmentation=Augmentation(
+                max_shift=augmentation.max_shift,
+                max_rotation_degrees=augmentation.max_rotation_degrees,
+                max_zoom=augmentation.max_zoom,
+            )
+            if augmentation.enabled
+            else None,
+            seed=params.seed,
+        )
+
+
+def build_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential:
     """Random shift, rotation and zoom of (N, 28, 28, 1) images; identity outside training.
 
-    Each layer has its own seed derived from train.seed, so the same seed gives the same
-    augmented batches (the determinism recipe covers these ops too).
+    Each layer has its own seed derived from `seed`, so the same seed gives the same augmented
+    batches (the determinism recipe covers these ops too).
     """
-    augmentation = params.augmentation
     fill = {"fill_mode": "constant", "fill_value": 0.0}  # MNIST background is black
     return keras.Sequential(
         [
             layers.RandomTranslation(
-                augmentation.max_shift, augmentation.max_shift, seed=params.seed + 1, **fill
+                augmentation.max_shift, augmentation.max_shift, seed=seed + 1, **fill
             ),
-            layers.RandomRotation(
-                augmentation.max_rotation_degrees / 360, seed=params.seed + 2, **fill
-            ),
-            layers.RandomZoom(augmentation.max_zoom, seed=params.seed + 3, **fill),
+            layers.RandomRotation(augmentation.max_rotation_degrees / 360, seed=seed + 2, **fill),
+            layers.RandomZoom(augmentation.max_zoom, seed=seed + 3, **fill),
         ],
         name="augmentation",
     )
 
 
-def _dense_head(params: TrainParams) -> list[layers.Layer]:
+def _dense_head(network: Network) -> list[layers.Layer]:
     """[Dense -> Dropout] per hidden_units entry, then the softmax over the ten classes."""
     head: list[layers.Layer] = []
-    for number, units in enumerate(params.hidden_units, start=1):
+    for number, units in enumerate(network.hidden_units, start=1):
         head += [
-            layers.Dense(units, activation=params.activation, name=f"hidden_{number}"),
-            layers.Dropout(params.dropout_rate, name=f"dropout_{number}"),
+            layers.Dense(units, activation=network.activation, name=f"hidden_{number}"),
+            layers.Dropout(network.dropout_rate, name=f"dropout_{number}"),
         ]
     return [*head, layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")]
 
 
-def _convolution_blocks(params: TrainParams) -> list[layers.Layer]:
+def _convolution_blocks(network: Network) -> list[layers.Layer]:
     """Per conv_filters entry: (3x3 conv -> [batch norm] -> activation) x convs_per_block,
     then 2x2 max-pooling. (N, 28, 28, 1) -> (N, 28 / 2**blocks, ..., filters)."""
     blocks: list[layers.Layer] = []
-    for block, filters in enumerate(params.conv_filters, start=1):
-        for conv in range(1, params.convs_per_block + 1):
+    for block, filters in enumerate(network.conv_filters, start=1):
+        for conv in range(1, network.convs_per_block + 1):
             name = f"block{block}_conv{conv}"
             blocks.append(
-                layers.Conv2D(filters, 3, padding="same", use_bias=not params.batch_norm, name=name)
+                layers.Conv2D(
+                    filters, 3, padding="same", use_bias=not network.batch_norm, name=name
+                )
             )
-            if params.batch_norm:
+            if network.batch_norm:
                 blocks.append(layers.BatchNormalization(name=f"{name}_norm"))
-            blocks.append(layers.Activation(params.activation, name=f"{name}_{params.activation}"))
+            blocks.append(
+                layers.Activation(network.activation, name=f"{name}_{network.activation}")
+            )
         blocks.append(layers.MaxPooling2D(2, name=f"block{block}_pool"))
     return blocks
 
 
-def build_model(params: TrainParams) -> keras.Model:
-    """The network that train.model names, on (N, 28, 28) images in [0, 1].
+def build_model(network: Network) -> keras.Model:
+    """The network on (N, 28, 28) images in [0, 1].
 
     mlp, the notebook's: Flatten 784 -> [Dense -> Dropout] per hidden layer -> softmax.
     cnn: convolution blocks -> Flatten -> the same dense head.
-    Augmentation, when enabled, comes first and only acts during training.
+    Augmentation, when there is one, comes first and only acts during training.
     Layers get explicit names: Keras' automatic ones (dense_3, ...) count models built earlier
     in the same process, and the names are saved in the .keras file.
     """
-    needs_channels = params.model == "cnn" or params.augmentation.enabled
     front: list[layers.Layer] = []
-    if needs_channels:  # image layers want (N, 28, 28, 1)
+    if network.model == "cnn" or network.augmentation:  # image layers want (N, 28, 28, 1)
         front.append(layers.Reshape((IMAGE_HEIGHT, IMAGE_WIDTH, 1), name="channels"))
-    if params.augmentation.enabled:
-        front.append(build_augmentation(params))
-    body = _convolution_blocks(params) if params.model == "cnn" else []
+    if network.augmentation:
+        front.append(build_augmentation(network.augmentation, network.seed))
+    body = _convolution_blocks(network) if network.model == "cnn" else []
     return keras.Sequential(
         [
             keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH), name="image"),
             *front,
             *body,
             layers.Flatten(name="flatten"),
-            *_dense_head(params),
+            *_dense_head(network),
         ],
-        name=params.model,
+        name=network.model,
     )
 
 
@@ -177,63 +229,6 @@ def train_model(
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     return frame[HISTORY_COLUMNS]
-
-
-def summarize_training(history: pd.DataFrame, model: keras.Model) -> dict:
-    """The best epoch's validation scores and the parameter count, for metrics/train.json.
-
-    The last epoch's scores are in DVCLive's metrics.json (digits/live.py), not repeated here.
-    """
-    best = history.loc[history["val_accuracy"].idxmax()]
-    return {
-        "parameters": int(model.count_params()),
-        "epochs": len(history),
-        "best": {
-            "epoch": int(best["epoch"]),
-            "val_accuracy": round(float(best["val_accuracy"]), 6),
-            "val_loss": round(float(best["val_loss"]), 6),
-        },
-    }
-
-
-# A fixed zip timestamp (the earliest a zip file can hold) so the same weights give the same bytes.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def _renumber_shared_objects(config: object, numbers: dict[int, int]) -> None:
-    """Replace each `shared_object_id` (Python's id() of the object: a memory address that
-    changes from process to process) by 1, 2, ... in order of first appearance, in place."""
-    if isinstance(config, dict):
-        if "shared_object_id" in config:
-            key = config["shared_object_id"]
-            config["shared_object_id"] = numbers.setdefault(key, len(numbers) + 1)
-        for value in config.values():
-            _renumber_shared_objects(value, numbers)
-    elif isinstance(config, list):
-        for value in config:
-            _renumber_shared_objects(value, numbers)
-
-
-def normalize_keras_archive(data: bytes) -> bytes:
-    """Rewrite a .keras zip without its save date or memory addresses, with fixed entry times
-    and order."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
-        for entry in sorted(source.infolist(), key=lambda info: info.filename):
-            content = source.read(entry)
-            if entry.filename == "metadata.json":
-                metadata = json.loads(content)
-                metadata.pop("date_saved", None)
-                content = json.dumps(metadata, sort_keys=True).encode()
-            elif entry.filename == "config.json":
-                config = json.loads(content)
-                _renumber_shared_objects(config, {})
-                content = json.dumps(config).encode()
-            info = zipfile.ZipInfo(entry.filename, date_time=_ZIP_EPOCH)
-            info.compress_type = entry.compress_type
-            info.external_attr = 0o644 << 16
-            target.writestr(info, content)
-    return out.getvalue()
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from digits.dataset import SPLIT_FILES
-from digits.files import atomic_directory, save_arrays
+from digits.dataset import SPLIT_FILES, save_split
+from digits.files import atomic_directory
 from digits.idx import read_split
 from stages._cli import parser, run
 
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with atomic_directory(args.out_dir) as out_dir:
         for split, (images_name, labels_name) in SPLIT_FILES.items():
             images, labels = read_split(args.raw_dir / images_name, args.raw_dir / labels_name)
-            save_arrays(out_dir / f"{split}.npz", images=images, labels=labels)
+            save_split(out_dir, split, images, labels)
             _, rows, columns = images.shape
             print(
                 f"{split}: {len(images):,} images {rows}x{columns}, "

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels
-from digits.files import atomic_directory, atomic_path, load_arrays, save_figure, write_json
+from digits.files import atomic_directory, atomic_path, save_figure, write_json
 from digits.metrics import (
     categorical_crossentropy,
     classification_metrics,
@@ -33,7 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     params = load_section(args.params, "evaluate", EvaluateParams)
-    images, one_hot_labels = load_arrays(args.processed_dir / "test.npz", "images", "labels")
+    images, one_hot_labels = load_split(args.processed_dir, "test")
 
     pin_cpu_kernels()
     from digits.model import load_model, predict_probabilities

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from digits.files import atomic_directory, load_arrays, save_figure
+from digits.dataset import load_split
+from digits.files import atomic_directory, save_figure
 from digits.params import ExploreParams, load_section
 from digits.plots import class_counts, class_distribution_figure, mean_digits_figure, sample_grid
 from stages._cli import parser, run
@@ -20,10 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = arguments.parse_args(argv)
     params = load_section(args.params, "explore", ExploreParams)
 
-    data = {
-        split: load_arrays(args.processed_dir / f"{split}.npz", "images", "labels")
-        for split in SPLITS
-    }
+    data = {split: load_split(args.processed_dir, split) for split in SPLITS}
     labels = {split: one_hot.argmax(axis=1) for split, (_, one_hot) in data.items()}
     train_images = data["train"][0]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from digits.files import atomic_directory, load_arrays, save_arrays
+from digits.dataset import load_split, save_split
+from digits.files import atomic_directory
 from digits.params import PreprocessParams, load_section
 from digits.preprocess import one_hot, scale_images, split_train_validation
 from stages._cli import parser, run
@@ -22,8 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = arguments.parse_args(argv)
     params = load_section(args.params, "preprocess", PreprocessParams)
 
-    train_images, train_labels = load_arrays(args.interim_dir / "train.npz", "images", "labels")
-    test_images, test_labels = load_arrays(args.interim_dir / "test.npz", "images", "labels")
+    train_images, train_labels = load_split(args.interim_dir, "train")
+    test_images, test_labels = load_split(args.interim_dir, "test")
     train_images, train_labels, validation_images, validation_labels = split_train_validation(
         train_images, train_labels, params.validation_fraction, params.seed
     )
@@ -34,9 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     with atomic_directory(args.out_dir) as out_dir:
         for split, (images, labels) in splits.items():
-            save_arrays(
-                out_dir / f"{split}.npz", images=scale_images(images), labels=one_hot(labels)
-            )
+            save_split(out_dir, split, scale_images(images), one_hot(labels))
             print(f"{split}: {len(images):,} images")
     return 0
 

@@ -9,8 +9,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels, seed_everything
-from digits.files import atomic_open, atomic_path, load_arrays, save_figure, write_json
+from digits.files import atomic_open, atomic_path, save_figure, write_json
+from digits.metrics import training_summary
 from digits.params import TrainParams, load_section
 from digits.plots import training_curves_figure
 from stages._cli import parser, run
@@ -32,15 +34,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     params = load_section(args.params, "train", TrainParams)  # bad params stop us before TF loads
-    train = load_arrays(args.processed_dir / "train.npz", "images", "labels")
-    validation = load_arrays(args.processed_dir / "validation.npz", "images", "labels")
+    train = load_split(args.processed_dir, "train")
+    validation = load_split(args.processed_dir, "validation")
 
     pin_cpu_kernels()
     seed_everything(params.seed)
     from digits.live import live_metrics_callback
-    from digits.model import build_model, save_model, summarize_training, train_model
+    from digits.model import Network, build_model, save_model, train_model
 
-    model = build_model(params)
+    model = build_model(Network.from_params(params))
     started = time.perf_counter()
     # Keras' progress bar on a terminal, one line per epoch in logs.
     history = train_model(
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_model(model, model_file)
         history.to_csv(history_file, index=False, float_format="%.6f", lineterminator="\n")
         save_figure(training_curves_figure(history), curves_file)
-        write_json(metrics_file, summarize_training(history, model))
+        write_json(metrics_file, training_summary(history, model.count_params()))
     return 0
 
 

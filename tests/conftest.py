@@ -7,27 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import synthetic_split
+
+from digits.dataset import save_split
 
 # Before any test imports TensorFlow: the stages' pin_cpu_kernels() refuses to run after
 # TensorFlow was imported without this, and the oneDNN/CPU banners only clutter the output.
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def synthetic_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(count, 28, 28) float32 images in [0, 1] and (count, 10) one-hot float32 labels.
-
-    Every digit appears (count // 10 times or more). Each image is faint noise plus a bright
-    4x4 block whose position depends only on the digit, so a small MLP learns it in a few epochs.
-    """
-    rng = np.random.default_rng(seed)
-    digits = rng.permutation(np.arange(count) % 10)
-    images = rng.uniform(0, 0.2, size=(count, 28, 28)).astype(np.float32)
-    for index, digit in enumerate(digits):
-        row, column = 2 + 12 * (digit // 5), 2 + 5 * (digit % 5)  # two rows of five blocks
-        images[index, row : row + 4, column : column + 4] = 1.0
-    labels = np.eye(10, dtype=np.float32)[digits]
-    return images, labels
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +32,7 @@ def processed_dir(tmp_path: Path, synthetic_data: dict) -> Path:
     folder = tmp_path / "processed"
     folder.mkdir()
     for split, (images, labels) in synthetic_data.items():
-        np.savez(folder / f"{split}.npz", images=images, labels=labels)
+        save_split(folder, split, images, labels)
     return folder
 
 
@@ -68,3 +55,13 @@ def tiny_model(synthetic_data: dict):
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
     model.fit(*synthetic_data["train"], epochs=5, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Path:
+    """tiny_model saved as a .keras file, as the train stage saves models."""
+    from digits.model import save_model
+
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    save_model(tiny_model, path)
+    return path

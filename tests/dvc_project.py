@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
+from helpers import encode_idx, synthetic_digits
 
 PROJECT = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -58,27 +58,6 @@ DVC_TIMEOUT_S = 300
 # Synthetic MNIST
 
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    """An uint8 array as an IDX file: zero bytes, type 0x08, ndim, big-endian dims, values."""
-    header = bytes([0, 0, 0x08, array.ndim])
-    header += b"".join(size.to_bytes(4, "big") for size in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(count, 28, 28) uint8 images and (count,) labels that a tiny MLP learns in two epochs.
-
-    Each image is dim noise plus a bright 4x4 block at a place that depends only on the digit.
-    """
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(count) % 10).astype(np.uint8)
-    images = rng.integers(0, 60, size=(count, 28, 28), dtype=np.uint8)
-    for index, digit in enumerate(labels):
-        row, column = 2 + 12 * (digit // 5), 2 + 5 * (digit % 5)
-        images[index, row : row + 4, column : column + 4] = 255
-    return images, labels
-
-
 def write_mirror(folder: Path) -> dict[str, dict[str, Any]]:
     """The four MNIST files, gzipped, in `folder`; returns their pins for params.yaml."""
     folder.mkdir(parents=True)
@@ -87,7 +66,7 @@ def write_mirror(folder: Path) -> dict[str, dict[str, Any]]:
         images, labels = synthetic_digits(count, seed)
         for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
             name = f"{prefix}-{kind}-ubyte"
-            content = idx_bytes(array)
+            content = encode_idx(array)
             (folder / f"{name}.gz").write_bytes(gzip.compress(content, mtime=0))
             pins[name] = {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
     return pins

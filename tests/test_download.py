@@ -10,15 +10,16 @@ from __future__ import annotations
 import builtins
 import gzip
 import hashlib
-import random
 import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from helpers import encode_idx
 
 from digits import download
 from digits.dataset import RAW_FILE_NAMES
@@ -31,10 +32,9 @@ PROJECT = Path(__file__).parents[1]
 NAME = "train-labels-idx1-ubyte"
 
 
-def idx_bytes(seed: int, count: int = 40) -> bytes:
-    """An IDX1-like file: magic 0x00000801, a big-endian count, then `count` * 8 random bytes."""
-    payload = random.Random(seed).randbytes(count * 8)
-    return b"\x00\x00\x08\x01" + count.to_bytes(4, "big") + payload
+def idx_bytes(seed: int, count: int = 320) -> bytes:
+    """A labels IDX file of `count` random digits (its content is only bytes to download here)."""
+    return encode_idx(np.random.default_rng(seed).integers(0, 10, count, dtype=np.uint8))
 
 
 def pin(content: bytes) -> ExpectedFile:

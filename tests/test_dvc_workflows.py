@@ -161,10 +161,10 @@ def temp_files(project: Project) -> list[str]:
     )
 
 
-# Code appended to the copy's digits/model.py (which only train and evaluate import), so that the
-# train stage fails while it writes its outputs: the model, history and curves are in their temp
-# files by then.
-INJECTED = "digits/model.py"
+# Code appended to the copy's digits/metrics.py (which only train and evaluate import) that
+# replaces the training summary, the last output train writes, so that the stage fails while it
+# writes its outputs: the model, history and curves are in their temp files by then.
+INJECTED = "digits/metrics.py"
 FAILURES = {
     "exception": "raise RuntimeError('injected failure')",
     "sigkill": "os.kill(os.getpid(), signal.SIGKILL)",
@@ -175,7 +175,7 @@ FAILURES = {
 def inject_failure(project: Project, kind: str) -> None:
     with open(project.root / INJECTED, "a", encoding="utf-8") as f:
         f.write(
-            "\n\ndef summarize_training(history, model):  # injected by the test\n"
+            "\n\ndef training_summary(history, parameters):  # injected by the test\n"
             "    import os, signal, time\n"
             "    from pathlib import Path\n"
             f"    {FAILURES[kind]}\n"
@@ -265,7 +265,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def test_metrics_diff_main_reports_changed_metrics(project: Project, slower_learning: Repro):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_metrics_diff_main_reports_changed_metrics(project: Project):
     with project.on_branch("slower-learning"):
         diff = json.loads(project.dvc("metrics", "diff", "main", "--json"))
         table = project.dvc("metrics", "diff", "main", "--md")
@@ -283,7 +284,8 @@ def test_metrics_diff_main_reports_changed_metrics(project: Project, slower_lear
     assert "test.loss" in table
 
 
-def test_params_diff_main_reports_the_param(project: Project, slower_learning: Repro):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_params_diff_main_reports_the_param(project: Project):
     with project.on_branch("slower-learning"):
         diff = json.loads(project.dvc("params", "diff", "main", "--json"))
     assert list(diff) == ["params.yaml"]
@@ -379,9 +381,8 @@ def revision_colours(specs: dict[str, dict]) -> dict[str, dict[str, list[int]]]:
     }
 
 
-def test_plots_diff_main_renders_both_revisions(
-    project: Project, slower_learning: Repro, tmp_path: Path
-):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_plots_diff_main_renders_both_revisions(project: Project, tmp_path: Path):
 
     report = tmp_path / "plots-diff"
     with project.on_branch("slower-learning"):
@@ -426,9 +427,8 @@ CDN_STAND_INS = {
 
 
 @pytest.mark.parametrize("command", ["show", "diff"])
-def test_plots_work_in_a_fresh_clone_without_set_up(
-    project: Project, slower_learning: Repro, tmp_path: Path, command: str
-):
+@pytest.mark.usefixtures("slower_learning")  # the branch it compares with main
+def test_plots_work_in_a_fresh_clone_without_set_up(project: Project, tmp_path: Path, command: str):
     # `pip install dvc && git clone ... && dvc plots show`: no `make setup`, so no offline
     # template and no .dvc/config.local. DVC's own template must be used, not a crash.
     clone = project.base / f"fresh-clone-{command}"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
+from helpers import TINY_TRAIN, train_argv, write_params
 from project_tools import load_tool
-from test_train_evaluate_stages import train_argv, write_params
 
 from digits.params import SECTIONS, load_section
 from stages import train
@@ -58,7 +58,10 @@ def test_table_row_reads_the_train_stage_log(
     processed_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    assert run(train.main, train_argv(processed_dir, out, write_params(tmp_path))) == 0
+    assert (
+        run(train.main, train_argv(processed_dir, out, write_params(tmp_path, train=TINY_TRAIN)))
+        == 0
+    )
     log = experiments.parse_training_log(capsys.readouterr().out)
     train_metrics = json.loads((out / "metrics" / "train.json").read_text(encoding="utf-8"))
     data = {

@@ -1,4 +1,4 @@
-"""stages.explore and the digits.plots figures, on small synthetic processed data."""
+"""stages.explore on small synthetic processed data (its figures: tests/test_plots.py)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,9 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from matplotlib.figure import Figure
+from helpers import synthetic_split, write_params
 
-from digits.files import save_arrays
-from digits.plots import (
-    class_counts,
-    class_distribution_figure,
-    confusion_matrix_figure,
-    mean_digits_figure,
-    misclassified_grid,
-    sample_grid,
-    training_curves_figure,
-)
+from digits.dataset import save_split
 from stages import explore as explore_stage
 from stages._cli import run
 
@@ -32,30 +22,19 @@ SIZES = {"train": 50, "validation": 20, "test": 30}
 ROWS, COLUMNS = 2, 5
 
 
-def synthetic_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(count, 28, 28) float32 in [0, 1] and (count,) digits, every digit present, shuffled."""
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(count) % 10)
-    images = rng.random((count, 28, 28), dtype=np.float32)
-    images[:, 10:18, 10:18] = 1.0  # some ink
-    return images, labels
-
-
 def write_processed(folder: Path) -> dict[str, np.ndarray]:
     """data/processed with one-hot float32 labels; returns the digits of each split."""
     digits = {}
     for seed, (split, count) in enumerate(SIZES.items()):
-        images, labels = synthetic_split(count, seed)
-        one_hot = np.eye(10, dtype=np.float32)[labels]
-        save_arrays(folder / f"{split}.npz", images=images, labels=one_hot)
-        digits[split] = labels
+        images, one_hot = synthetic_split(count, seed)
+        save_split(folder, split, images, one_hot)
+        digits[split] = one_hot.argmax(axis=1)
     return digits
 
 
-def write_params(path: Path, rows: int = ROWS, columns: int = COLUMNS) -> Path:
-    explore = {"sample_rows": rows, "sample_columns": columns}
-    path.write_text(yaml.safe_dump({"explore": explore}), encoding="utf-8")
-    return path
+def explore_params(folder: Path, rows: int = ROWS, columns: int = COLUMNS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_params(folder, explore={"sample_rows": rows, "sample_columns": columns})
 
 
 @pytest.fixture
@@ -66,7 +45,7 @@ def processed(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def params(tmp_path: Path) -> Path:
-    return write_params(tmp_path / "params.yaml")
+    return explore_params(tmp_path)
 
 
 @dataclass
@@ -83,7 +62,7 @@ class Explored:
 def explored(tmp_path_factory: pytest.TempPathFactory) -> Explored:
     root = tmp_path_factory.mktemp("explore")
     digits = write_processed(root / "processed")
-    params = write_params(root / "params.yaml")
+    params = explore_params(root)
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert run_stage(params, root / "processed", root / "first") == 0
@@ -160,92 +139,10 @@ def test_stage_rerun_replaces_its_previous_output(
 
 
 def test_stage_sample_grid_follows_the_params(tmp_path: Path, processed: Path) -> None:
-    small = write_params(tmp_path / "small.yaml", rows=1, columns=3)
-    large = write_params(tmp_path / "large.yaml", rows=3, columns=3)
+    small = explore_params(tmp_path / "small", rows=1, columns=3)
+    large = explore_params(tmp_path / "large", rows=3, columns=3)
     assert run_stage(small, processed, tmp_path / "a") == 0
     assert run_stage(large, processed, tmp_path / "b") == 0
     small_height = matplotlib.image.imread(tmp_path / "a" / "samples.png").shape[0]
     large_height = matplotlib.image.imread(tmp_path / "b" / "samples.png").shape[0]
     assert large_height == pytest.approx(3 * small_height, abs=2)
-
-
-# --- the figures --------------------------------------------------------------------------------
-
-
-def titles(figure: Figure) -> list[str]:
-    return [ax.get_title() for ax in figure.axes if ax.get_title()]
-
-
-def test_sample_grid() -> None:
-    images, labels = synthetic_split(30, 0)
-    figure = sample_grid(images, labels, ROWS, COLUMNS)
-    assert isinstance(figure, Figure)
-    assert len(figure.axes) == ROWS * COLUMNS
-    assert titles(figure) == [f"label {label}" for label in labels[: ROWS * COLUMNS]]
-    assert figure.get_suptitle() == "Sample training digits"
-
-
-def test_sample_grid_with_fewer_images_than_cells() -> None:
-    images, labels = synthetic_split(3, 0)
-    figure = sample_grid(images, labels, ROWS, COLUMNS)
-    assert len(titles(figure)) == 3
-    assert sum(len(ax.images) for ax in figure.axes) == 3
-
-
-def test_class_counts_and_distribution_figure() -> None:
-    counts = class_counts({"train": np.array([0, 0, 1, 9]), "test": np.array([5])})
-    assert list(counts.columns) == ["digit", "train", "test"]
-    assert counts["train"].tolist() == [2, 1, 0, 0, 0, 0, 0, 0, 0, 1]
-    assert counts["test"].tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
-    figure = class_distribution_figure(counts)
-    assert isinstance(figure, Figure)
-    (ax,) = figure.axes
-    assert len(ax.patches) == 20  # a bar per digit per split
-    heights = [patch.get_height() for patch in ax.patches]
-    assert heights[:10] == pytest.approx([0.5, 0.25, 0, 0, 0, 0, 0, 0, 0, 0.25])  # shares
-
-
-def test_mean_digits_figure() -> None:
-    images = np.zeros((20, 28, 28), np.float32)
-    labels = np.arange(20) % 10
-    images[labels == 4] = 0.5
-    figure = mean_digits_figure(images, labels)
-    assert isinstance(figure, Figure)
-    assert titles(figure) == [f"mean {digit}" for digit in range(10)]
-    shown = figure.axes[4].images[0].get_array()
-    assert float(shown.mean()) == pytest.approx(0.5)
-
-
-def test_training_curves_figure() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1, 2, 3],
-            "loss": [0.9, 0.5, 0.3],
-            "val_loss": [1.0, 0.6, 0.4],
-            "accuracy": [0.7, 0.8, 0.9],
-            "val_accuracy": [0.6, 0.75, 0.85],
-        }
-    )
-    figure = training_curves_figure(history)
-    assert isinstance(figure, Figure)
-    assert titles(figure) == ["Training loss", "Training accuracy"]
-    assert [len(ax.lines) for ax in figure.axes] == [2, 2]
-    assert figure.axes[0].lines[1].get_ydata().tolist() == [1.0, 0.6, 0.4]
-
-
-def test_confusion_matrix_figure_labels_every_cell() -> None:
-    matrix = np.arange(100).reshape(10, 10)
-    figure = confusion_matrix_figure(matrix)
-    assert isinstance(figure, Figure)
-    ax = figure.axes[0]
-    assert sorted(int(text.get_text()) for text in ax.texts) == list(range(100))
-
-
-def test_misclassified_grid_shows_only_the_wrong_ones() -> None:
-    images, true = synthetic_split(10, 0)
-    predicted = true.copy()
-    predicted[[2, 5, 7]] = (true[[2, 5, 7]] + 1) % 10
-    figure = misclassified_grid(images, true, predicted, count=2, columns=3)
-    assert isinstance(figure, Figure)
-    assert titles(figure) == [f"{true[i]} -> {predicted[i]}" for i in (2, 5)]
-    assert "first 2" in figure.get_suptitle()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import IDX_TYPE_CODES, encode_idx  # the reference encoder, independent of digits.idx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -22,24 +23,6 @@ from stages._cli import run
 SOURCE = "data/raw/train-labels-idx1-ubyte"  # the `source` every unit test passes
 MNIST_MIRROR = Path(__file__).parents[1] / ".." / "shared" / "mnist"
 FUZZ = settings(max_examples=200, deadline=None)
-
-# The reference encoder's own table (independent of digits.idx): type code -> stored dtype.
-TYPE_CODES: dict[np.dtype, int] = {
-    np.dtype(np.uint8): 0x08,
-    np.dtype(np.int8): 0x09,
-    np.dtype(np.int16): 0x0B,
-    np.dtype(np.int32): 0x0C,
-    np.dtype(np.float32): 0x0D,
-    np.dtype(np.float64): 0x0E,
-}
-
-
-def encode_idx(array: np.ndarray) -> bytes:
-    """The IDX bytes of `array`: 0x00 0x00, type code, ndim, big-endian uint32 sizes, values."""
-    array = np.asarray(array)
-    header = bytes([0, 0, TYPE_CODES[array.dtype], array.ndim])
-    sizes = struct.pack(f">{array.ndim}I", *array.shape)
-    return header + sizes + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
 
 def header(type_code: int, *sizes: int) -> bytes:
@@ -83,7 +66,7 @@ def test_labels_round_trip() -> None:
     np.testing.assert_array_equal(parsed, labels)
 
 
-@pytest.mark.parametrize("dtype", list(TYPE_CODES))
+@pytest.mark.parametrize("dtype", list(IDX_TYPE_CODES))
 def test_every_idx_type_round_trips_in_native_byte_order(dtype: np.dtype) -> None:
     array = np.array([[-1, 0, 1], [2, 100, 127]]).astype(dtype)
     parsed = parse_idx(encode_idx(array), SOURCE)
@@ -120,7 +103,7 @@ def test_idx_error_is_a_pipeline_error() -> None:
 # --- every rejection names the file and the check -----------------------------------------------
 
 
-def test_empty_input() -> None:
+def test_empty_input_is_a_truncated_header() -> None:
     rejection(parse_idx, b"", "header truncated", "0 bytes", "4-byte")
 
 
@@ -166,7 +149,7 @@ def test_payload_too_short_for_a_multibyte_type() -> None:
     rejection(parse_idx, data, "payload too short", "11 bytes", "int32", "exactly 12 bytes")
 
 
-def test_trailing_bytes() -> None:
+def test_trailing_bytes_are_refused() -> None:
     data = encode_idx(make_labels(5)) + b"\x00\x00\x00"
     rejection(parse_idx, data, "trailing bytes", "8 bytes", "exactly 5 bytes", "3 extra")
 
@@ -223,7 +206,7 @@ def write_split(folder: Path, images: np.ndarray, labels: np.ndarray) -> tuple[P
     return images_path, labels_path
 
 
-def test_read_split(tmp_path: Path) -> None:
+def test_read_split_returns_both_files_arrays(tmp_path: Path) -> None:
     images, labels = make_images(4), make_labels(4)
     read_images, read_labels = read_split(*write_split(tmp_path, images, labels))
     np.testing.assert_array_equal(read_images, images)
@@ -273,7 +256,7 @@ def test_read_split_missing_file(tmp_path: Path) -> None:
 
 # --- properties ---------------------------------------------------------------------------------
 
-SOME_TYPE_CODES = st.sampled_from([*TYPE_CODES.values(), 0x00, 0x0A, 0xFF])
+SOME_TYPE_CODES = st.sampled_from([*IDX_TYPE_CODES.values(), 0x00, 0x0A, 0xFF])
 SMALL_SIZES = st.one_of(st.integers(0, 4), st.sampled_from([28, 2**31, 2**32 - 1]))
 
 
@@ -315,7 +298,7 @@ VALID_IMAGES = st.integers(0, 3).flatmap(
     lambda count: hnp.arrays(np.uint8, (count, 28, 28)).map(encode_idx)
 )
 VALID_LABELS = hnp.arrays(np.uint8, st.integers(0, 20), elements=st.integers(0, 9)).map(encode_idx)
-ANY_ARRAY = st.sampled_from(list(TYPE_CODES)).flatmap(
+ANY_ARRAY = st.sampled_from(list(IDX_TYPE_CODES)).flatmap(
     lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0))
 )
 MUTATED_FILES = st.one_of(VALID_IMAGES, VALID_LABELS, ANY_ARRAY.map(encode_idx)).flatmap(mutated)

@@ -8,6 +8,7 @@ import warnings
 from fractions import Fraction as F
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from digits.metrics import (
@@ -15,6 +16,7 @@ from digits.metrics import (
     classification_metrics,
     confusion_counts,
     per_class_scores,
+    training_summary,
 )
 
 # Twelve test digits over classes 0..3; class 3 is never predicted.
@@ -60,7 +62,7 @@ def test_confusion_counts_rows_are_true_and_columns_are_predicted() -> None:
     assert matrix[1, 7] == 0
 
 
-def test_accuracy() -> None:
+def test_accuracy_is_the_share_of_right_answers() -> None:
     assert close(classification_metrics(TRUE, PREDICTED)["accuracy"], F(6, 12))
 
 
@@ -173,3 +175,41 @@ def test_categorical_crossentropy_ignores_the_wrong_classes_probabilities() -> N
     b = categorical_crossentropy(labels, np.array([[0.2, 0.0, 0.8]]))
     assert a == pytest.approx(b)
     assert a == pytest.approx(-math.log(0.8))
+
+
+def test_training_summary_reports_the_run_and_its_best_epoch() -> None:
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4],
+            "loss": [0.9, 0.5, 0.3, 0.2],
+            "accuracy": [0.6, 0.8, 0.9, 0.95],
+            "val_loss": [0.8, 0.4, 0.45, 0.5],
+            "val_accuracy": [0.7, 0.9, 0.85, 0.9],  # ties with epoch 2: the first one wins
+        }
+    )
+    summary = training_summary(history, parameters=3190)
+
+    assert summary == {
+        "parameters": 3190,
+        "epochs": 4,
+        "best": {"epoch": 2, "val_accuracy": 0.9, "val_loss": 0.4},
+    }
+    json.dumps(summary, allow_nan=False)  # plain JSON types only (what write_json needs)
+
+
+def test_training_summary_rounds_to_six_places() -> None:
+    history = pd.DataFrame(
+        {
+            "epoch": [1],
+            "loss": [0.1],
+            "accuracy": [1.0],
+            "val_loss": [1 / 3],
+            "val_accuracy": [2 / 3],
+        }
+    )
+
+    summary = training_summary(history, parameters=1)
+
+    assert summary["best"]["val_loss"] == 0.333333
+    assert summary["best"]["val_accuracy"] == 0.666667
+    assert type(summary["best"]["epoch"]) is int

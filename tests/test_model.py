@@ -2,65 +2,39 @@
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
+from helpers import COMMITTED_PARAMS, tiny_train_params, trained_model
 
-from digits.determinism import seed_everything
+from digits.keras_archive import normalize_keras_archive
 from digits.model import (
     HISTORY_COLUMNS,
+    Network,
     build_model,
     build_optimizer,
     load_model,
-    normalize_keras_archive,
     predict_probabilities,
     save_model,
-    summarize_training,
-    train_model,
 )
 from digits.params import TrainParams
-
-# The committed defaults: the notebook's network (checked in test_default_params_are_the_notebook).
-NOTEBOOK = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["train"]
-# Small and quick to learn the synthetic blocks: a few hundred images, a few epochs.
-TINY = {**NOTEBOOK, "hidden_units": [32], "learning_rate": 0.01, "epochs": 1, "batch_size": 32}
-
-
-def train_params(base: dict = TINY, **overrides: object) -> TrainParams:
-    return TrainParams(**{**base, **overrides})
-
-
-def trained_model(params: TrainParams, data: dict) -> tuple[keras.Model, pd.DataFrame]:
-    """A fresh, seeded model trained on the synthetic splits, as stages.train does it.
-
-    clear_session() first: Keras numbers auto-named layers per process (dense, dense_1, ...), and
-    the names go into the saved file; the stage builds one model per process, so starts at zero.
-    """
-    keras.backend.clear_session()
-    seed_everything(params.seed)
-    model = build_model(params)
-    history = train_model(model, params, data["train"], data["validation"], verbose=0)
-    return model, history
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory, synthetic_data: dict) -> tuple:
     """(model, path) of a one-epoch model saved with save_model (optimizer state included)."""
-    model, _ = trained_model(train_params(), synthetic_data)
+    model, _ = trained_model(tiny_train_params(), synthetic_data)
     path = tmp_path_factory.mktemp("model") / "model.keras"
     save_model(model, path)
     return model, path
 
 
 def test_build_model_is_the_notebook_mlp() -> None:
-    model = build_model(train_params(NOTEBOOK, dropout_rate=0.3))
+    model = build_model(Network(dropout_rate=0.3))  # the defaults, no params file needed
 
     assert [type(layer).__name__ for layer in model.layers] == [
         "Flatten",
@@ -79,8 +53,13 @@ def test_build_model_is_the_notebook_mlp() -> None:
     assert model.count_params() == (784 * 128 + 128) + (128 * 64 + 64) + (64 * 10 + 10) == 109_386
 
 
+def test_the_committed_params_build_the_default_network() -> None:
+    # One notebook network: params.yaml's train section and Network's defaults must agree.
+    assert Network.from_params(TrainParams(**COMMITTED_PARAMS["train"])) == Network()
+
+
 def test_build_model_follows_hidden_units_and_activation() -> None:
-    model = build_model(train_params(hidden_units=[7, 5, 3], activation="tanh"))
+    model = build_model(Network(hidden_units=(7, 5, 3), activation="tanh"))
 
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [layer.units for layer in dense] == [7, 5, 3, 10]
@@ -97,8 +76,10 @@ def test_build_model_follows_hidden_units_and_activation() -> None:
         ("rmsprop", 0.5, keras.optimizers.RMSprop),
     ],
 )
-def test_build_optimizer(optimizer: str, momentum: float, expected_class: type) -> None:
-    params = train_params(optimizer=optimizer, momentum=momentum, learning_rate=0.05)
+def test_build_optimizer_makes_the_named_optimizer_with_its_settings(
+    optimizer: str, momentum: float, expected_class: type
+) -> None:
+    params = tiny_train_params(optimizer=optimizer, momentum=momentum, learning_rate=0.05)
 
     result = build_optimizer(params)
 
@@ -109,14 +90,14 @@ def test_build_optimizer(optimizer: str, momentum: float, expected_class: type) 
 
 
 def test_build_optimizer_rejects_an_unknown_name() -> None:
-    params = train_params().model_copy(update={"optimizer": "adagrad"})  # bypasses validation
+    params = tiny_train_params().model_copy(update={"optimizer": "adagrad"})  # bypasses validation
 
     with pytest.raises(ValueError, match="adagrad"):
         build_optimizer(params)
 
 
 def test_train_model_returns_one_history_row_per_epoch(synthetic_data: dict) -> None:
-    _, history = trained_model(train_params(epochs=1), synthetic_data)
+    _, history = trained_model(tiny_train_params(epochs=1), synthetic_data)
 
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["epoch"].tolist() == [1]
@@ -124,7 +105,7 @@ def test_train_model_returns_one_history_row_per_epoch(synthetic_data: dict) -> 
 
 
 def test_train_model_learns_the_synthetic_digits(synthetic_data: dict) -> None:
-    model, history = trained_model(train_params(epochs=5), synthetic_data)
+    model, history = trained_model(tiny_train_params(epochs=5), synthetic_data)
 
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
@@ -204,80 +185,9 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(
     seeds = {"first": 7, "again": 7, "other": 8}
     models = []  # kept alive, so no two models can share a memory address
     for name, path in paths.items():
-        model, _ = trained_model(train_params(seed=seeds[name], epochs=2), synthetic_data)
+        model, _ = trained_model(tiny_train_params(seed=seeds[name], epochs=2), synthetic_data)
         save_model(model, path)
         models.append(model)
 
     assert paths["first"].read_bytes() == paths["again"].read_bytes()
     assert paths["first"].read_bytes() != paths["other"].read_bytes()
-
-
-def test_summarize_training_reports_final_and_best_epochs() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1, 2, 3, 4],
-            "loss": [0.9, 0.5, 0.3, 0.2],
-            "accuracy": [0.6, 0.8, 0.9, 0.95],
-            "val_loss": [0.8, 0.4, 0.45, 0.5],
-            "val_accuracy": [0.7, 0.9, 0.85, 0.9],  # ties with epoch 2: the first one wins
-        }
-    )
-    model = build_model(train_params(hidden_units=[4]))
-
-    summary = summarize_training(history, model)
-
-    assert summary == {
-        "parameters": (784 * 4 + 4) + (4 * 10 + 10),
-        "epochs": 4,
-        "best": {"epoch": 2, "val_accuracy": 0.9, "val_loss": 0.4},
-    }
-    json.dumps(summary, allow_nan=False)  # plain JSON types only (what write_json needs)
-
-
-def test_summarize_training_rounds_to_six_places() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1],
-            "loss": [0.1],
-            "accuracy": [1.0],
-            "val_loss": [1 / 3],
-            "val_accuracy": [2 / 3],
-        }
-    )
-
-    summary = summarize_training(history, build_model(train_params(hidden_units=[2])))
-
-    assert summary["best"]["val_loss"] == 0.333333
-    assert summary["best"]["val_accuracy"] == 0.666667
-    assert type(summary["best"]["epoch"]) is int
-
-
-def _zip_bytes(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)  # dated now
-    return out.getvalue()
-
-
-def test_normalize_keras_archive_renumbers_shared_objects_consistently() -> None:
-    policy = {"class_name": "DTypePolicy", "shared_object_id": 140596010652176}
-    other = {"class_name": "Other", "shared_object_id": 139000000000000}
-    config = {"a": policy, "b": [other, dict(policy)], "c": dict(other)}
-    raw = _zip_bytes(
-        {
-            "metadata.json": b'{"keras_version": "3", "date_saved": "2025-01-01@00:00:00"}',
-            "config.json": json.dumps(config).encode(),
-        }
-    )
-
-    with zipfile.ZipFile(io.BytesIO(normalize_keras_archive(raw))) as archive:
-        renumbered = json.loads(archive.read("config.json"))
-        metadata = json.loads(archive.read("metadata.json"))
-
-    assert renumbered == {
-        "a": {"class_name": "DTypePolicy", "shared_object_id": 1},
-        "b": [{"class_name": "Other", "shared_object_id": 2}, {**policy, "shared_object_id": 1}],
-        "c": {"class_name": "Other", "shared_object_id": 2},
-    }
-    assert metadata == {"keras_version": "3"}

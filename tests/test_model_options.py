@@ -8,13 +8,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
+from helpers import tiny_train_params, trained_model
 
 from digits.determinism import seed_everything
 from digits.model import (
     HISTORY_COLUMNS,
+    Augmentation,
+    Network,
     build_augmentation,
     build_learning_rate,
     build_model,
@@ -24,47 +25,29 @@ from digits.model import (
     save_model,
     train_model,
 )
-from digits.params import TrainParams, load_section
+from digits.params import TrainParams
 
-PARAMS = Path(__file__).parents[1] / "params.yaml"
-COMMITTED = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))["train"]
-# Small and quick: one Dense layer of 32, two thin convolution blocks, one epoch.
-TINY = {
-    **COMMITTED,
-    "hidden_units": [32],
-    "conv_filters": [4, 8],
-    "learning_rate": 0.01,
-    "epochs": 1,
-    "batch_size": 32,
-}
 AUGMENTED = {"enabled": True, "max_shift": 0.1, "max_rotation_degrees": 10, "max_zoom": 0.1}
 STILL = {"enabled": True, "max_shift": 0, "max_rotation_degrees": 0, "max_zoom": 0}
 
 
-def train_params(base: dict = TINY, **overrides: object) -> TrainParams:
-    return TrainParams(**{**base, **overrides})
-
-
 def augmentation_params(seed: int = 42, **amounts: float) -> TrainParams:
     """Augmentation enabled with the given amounts (the others 0)."""
-    return train_params(seed=seed, augmentation={**STILL, **amounts})
+    return tiny_train_params(seed=seed, augmentation={**STILL, **amounts})
+
+
+def augmentation_of(params: TrainParams) -> tuple[Augmentation, int]:
+    """build_augmentation's arguments, as build_model passes them for these params."""
+    network = Network.from_params(params)
+    assert network.augmentation is not None, "these params have augmentation off"
+    return network.augmentation, network.seed
 
 
 def fresh_model(params: TrainParams) -> keras.Model:
     """A model built as stages.train builds it: in a clean session, after seeding."""
     keras.backend.clear_session()
     seed_everything(params.seed)
-    return build_model(params)
-
-
-def trained_model(
-    params: TrainParams, data: dict, validation: tuple | None = None
-) -> tuple[keras.Model, pd.DataFrame]:
-    if validation is None:
-        validation = data["validation"]
-    model = fresh_model(params)
-    history = train_model(model, params, data["train"], validation, verbose=0)
-    return model, history
+    return build_model(Network.from_params(params))
 
 
 # --- architectures --------------------------------------------------------------------------------
@@ -114,7 +97,7 @@ def expected_parameters(params: TrainParams) -> int:
 
 @pytest.mark.parametrize("options", MODELS.values(), ids=MODELS.keys())
 def test_build_model_follows_the_params(options: dict) -> None:
-    params = train_params(**options)
+    params = tiny_train_params(**options)
 
     model = fresh_model(params)
 
@@ -136,7 +119,7 @@ def test_build_model_follows_the_params(options: dict) -> None:
 def test_each_model_trains_saves_and_reloads(
     options: dict, synthetic_data: dict, tmp_path: Path
 ) -> None:
-    params = train_params(**options)
+    params = tiny_train_params(**options)
     images, _ = synthetic_data["test"]
 
     model, history = trained_model(params, synthetic_data)
@@ -150,26 +133,6 @@ def test_each_model_trains_saves_and_reloads(
     expected = predict_probabilities(model, images)
     assert np.isfinite(expected).all()
     assert np.array_equal(predict_probabilities(loaded, images), expected)
-
-
-def test_committed_params_build_the_notebook_network() -> None:
-    params = load_section(PARAMS, "train", TrainParams)
-    assert params.model == "mlp"
-    assert not params.augmentation.enabled
-
-    model = fresh_model(params)
-
-    assert [type(layer).__name__ for layer in model.layers] == [
-        "Flatten",
-        *["Dense", "Dropout"] * 2,
-        "Dense",
-    ]
-    assert model.layers[0].output.shape == (None, 784)  # straight from (28, 28): no Reshape
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    assert [layer.units for layer in dense] == [128, 64, 10]
-    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
-    assert [layer.rate for layer in dropouts] == [params.dropout_rate] * 2
-    assert model.count_params() == 109_386
 
 
 def test_augmentation_acts_in_training_only(synthetic_data: dict) -> None:
@@ -212,7 +175,7 @@ def augment(params: TrainParams, images: np.ndarray, training: bool = True) -> n
     """build_augmentation in a clean, seeded session, applied once: (N, 28, 28, 1) -> same."""
     keras.backend.clear_session()
     seed_everything(params.seed)
-    return np.asarray(build_augmentation(params)(images, training=training))
+    return np.asarray(build_augmentation(*augmentation_of(params))(images, training=training))
 
 
 def centres(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +221,7 @@ def test_augmentation_draws_a_new_transform_per_image_and_per_call(
 ) -> None:
     same = np.repeat(digit_batch[:1], BATCH, axis=0)
     keras.backend.clear_session()
-    layer = build_augmentation(augmentation_params(**AUGMENTED))
+    layer = build_augmentation(*augmentation_of(augmentation_params(**AUGMENTED)))
 
     first = np.asarray(layer(same, training=True))
     second = np.asarray(layer(same, training=True))
@@ -320,7 +283,7 @@ STEPS_PER_EPOCH = 10
 
 
 def test_constant_learning_rate_is_the_float() -> None:
-    params = train_params(schedule="constant", learning_rate=0.02, epochs=5)
+    params = tiny_train_params(schedule="constant", learning_rate=0.02, epochs=5)
 
     learning_rate = build_learning_rate(params, STEPS_PER_EPOCH)
 
@@ -339,7 +302,7 @@ def test_constant_learning_rate_is_the_float() -> None:
 def test_decaying_schedule_runs_over_the_whole_training(
     schedule: str, schedule_class: type, halfway: float, end: float
 ) -> None:
-    params = train_params(schedule=schedule, learning_rate=0.02, epochs=5)
+    params = tiny_train_params(schedule=schedule, learning_rate=0.02, epochs=5)
     total = params.epochs * STEPS_PER_EPOCH
 
     learning_rate = build_learning_rate(params, STEPS_PER_EPOCH)
@@ -363,7 +326,7 @@ def test_decaying_schedule_runs_over_the_whole_training(
 def test_train_model_sizes_the_schedule_to_the_run(
     schedule: str, end: float, synthetic_data: dict
 ) -> None:
-    params = train_params(schedule=schedule, epochs=2)
+    params = tiny_train_params(schedule=schedule, epochs=2)
     images, _ = synthetic_data["train"]
 
     model, history = trained_model(params, synthetic_data)
@@ -399,7 +362,7 @@ def validation_loss(model: keras.Model, validation: tuple) -> float:
 def test_early_stopping_stops_and_keeps_the_best_weights(
     synthetic_data: dict, noisy_validation: tuple
 ) -> None:
-    params = train_params(**OVERFITTING, early_stopping_patience=1)
+    params = tiny_train_params(**OVERFITTING, early_stopping_patience=1)
 
     model, history = trained_model(params, synthetic_data, noisy_validation)
 
@@ -412,7 +375,7 @@ def test_early_stopping_stops_and_keeps_the_best_weights(
     )
     # The very weights of a run that ends at the best epoch.
     reference, _ = trained_model(
-        train_params(**{**OVERFITTING, "epochs": best + 1}), synthetic_data, noisy_validation
+        tiny_train_params(**{**OVERFITTING, "epochs": best + 1}), synthetic_data, noisy_validation
     )
     for kept, expected in zip(model.get_weights(), reference.get_weights(), strict=True):
         assert np.array_equal(kept, expected)
@@ -421,7 +384,7 @@ def test_early_stopping_stops_and_keeps_the_best_weights(
 def test_early_stopping_off_runs_every_epoch_and_keeps_the_last_weights(
     synthetic_data: dict, noisy_validation: tuple
 ) -> None:
-    params = train_params(**{**OVERFITTING, "epochs": 4}, early_stopping_patience=0)
+    params = tiny_train_params(**{**OVERFITTING, "epochs": 4}, early_stopping_patience=0)
 
     model, history = trained_model(params, synthetic_data, noisy_validation)
 
@@ -435,7 +398,7 @@ def test_early_stopping_off_runs_every_epoch_and_keeps_the_last_weights(
 def test_patience_longer_than_the_run_still_keeps_the_best_weights(
     synthetic_data: dict, noisy_validation: tuple
 ) -> None:
-    params = train_params(**{**OVERFITTING, "epochs": 4}, early_stopping_patience=10)
+    params = tiny_train_params(**{**OVERFITTING, "epochs": 4}, early_stopping_patience=10)
 
     model, history = trained_model(params, synthetic_data, noisy_validation)
 

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from digits.dataset import RAW_FILE_NAMES
+from digits.dataset import RAW_FILE_NAMES, save_split
 from digits.errors import PipelineError
-from digits.files import save_arrays
 from digits.params import (
     SECTIONS,
     DownloadParams,
@@ -108,7 +107,7 @@ def test_params_error_is_a_pipeline_error() -> None:
 # --- unknown and missing keys -------------------------------------------------------------------
 
 
-def test_unknown_key() -> None:
+def test_an_unknown_key_is_refused() -> None:
     rejection("train", section("train", learing_rate=0.01), "train.learing_rate", "unknown key")
 
 
@@ -116,7 +115,7 @@ def test_unknown_key_message_lists_the_allowed_keys() -> None:
     rejection("preprocess", section("preprocess", sede=1), "validation_fraction", "seed")
 
 
-def test_missing_key() -> None:
+def test_a_missing_key_is_named() -> None:
     raw = section("train")
     del raw["epochs"]
     message = rejection("train", raw, "train.epochs", "missing key")
@@ -153,7 +152,9 @@ def test_section_that_is_not_a_mapping() -> None:
         ("activation", 1, "'relu'", "1"),
     ],
 )
-def test_wrong_type(key: str, value: object, allowed: str, shown: str) -> None:
+def test_a_wrong_type_names_the_key_and_the_value(
+    key: str, value: object, allowed: str, shown: str
+) -> None:
     rejection("train", section("train", **{key: value}), f"train.{key}:", allowed, f"(got {shown})")
 
 
@@ -353,14 +354,14 @@ def test_download_files_must_name_exactly_the_four_raw_files(
 # --- the params file itself ---------------------------------------------------------------------
 
 
-def test_missing_section(tmp_path: Path) -> None:
+def test_a_missing_section_names_the_sections_there(tmp_path: Path) -> None:
     path = write_params(tmp_path, {"preprocess": COMMITTED["preprocess"]})
     with pytest.raises(ParamsError) as caught:
         load_section(path, "train", TrainParams)
     assert str(caught.value) == f"{path} has no section 'train'; it has ['preprocess']"
 
 
-def test_not_yaml(tmp_path: Path) -> None:
+def test_a_file_that_is_not_yaml_says_where(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text("train: [1, 2\n", encoding="utf-8")
     with pytest.raises(ParamsError, match="is not valid YAML") as caught:
@@ -400,7 +401,7 @@ def test_not_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
     assert str(caught.value) == f"{path} must hold a mapping of sections, got {kind}"
 
 
-def test_missing_file(tmp_path: Path) -> None:
+def test_a_missing_file_is_one_message(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.yaml"
     with pytest.raises(ParamsError) as caught:
         load_section(path, "train", TrainParams)
@@ -416,14 +417,10 @@ def stage_inputs(tmp_path: Path) -> Path:
     images = (np.arange(40 * 28 * 28) % 256).astype(np.uint8).reshape(40, 28, 28)
     labels = (np.arange(40) % 10).astype(np.uint8)
     for split in ("train", "test"):
-        save_arrays(tmp_path / "interim" / f"{split}.npz", images=images, labels=labels)
+        save_split(tmp_path / "interim", split, images, labels)
     one_hot = np.eye(10, dtype=np.float32)[labels]
     for split in ("train", "validation", "test"):
-        save_arrays(
-            tmp_path / "processed" / f"{split}.npz",
-            images=images.astype(np.float32) / 255,
-            labels=one_hot,
-        )
+        save_split(tmp_path / "processed", split, images.astype(np.float32) / 255, one_hot)
     return tmp_path
 
 

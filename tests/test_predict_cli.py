@@ -1,5 +1,6 @@
-"""digits-predict (digits.app.cli.predict_main), the Predictor and `describe`, with a tiny model
-trained here on the synthetic blocks (never data/model, which a fresh clone does not have)."""
+"""digits-predict and digits-serve's command line (digits.app.cli), with a tiny model trained
+here on the synthetic digits (never data/model, which a fresh clone does not have). The
+Predictor, `describe` and the not-a-digit rule: tests/test_app_predict.py."""
 
 from __future__ import annotations
 
@@ -19,22 +20,12 @@ import yaml
 from PIL import Image, ImageDraw
 
 from digits.app.cli import predict_main, serve_main
-from digits.app.predict import Predictor, describe, not_a_digit
-from digits.errors import PipelineError
-from digits.model import save_model
 
 PROJECT = Path(__file__).parents[1]
 RESULT_LINE = re.compile(  # four.png: 4 (97.1%)   top 3: 4 97.1%, 9 2.0%, 1 0.4%[   not a ...]
     r"^(?P<file>\S+): (?P<digit>\d) \([\d.]+%\)   top 3: \d [\d.]+%, \d [\d.]+%, \d [\d.]+%"
     r"(   not a digit\? .+)?$"
 )
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Path:
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    save_model(tiny_model, path)
-    return path
 
 
 def digit_drawing(path: Path, fmt: str = "PNG") -> Path:
@@ -182,86 +173,7 @@ def test_console_scripts_point_at_existing_functions() -> None:
         assert callable(getattr(import_module(module), function))
 
 
-def test_predictor_matches_model_predict(model_file: Path, synthetic_data: dict) -> None:
-    predictor = Predictor.from_file(model_file)
-    images = synthetic_data["test"][0][:20]
-
-    fast = predictor.probabilities(images)
-
-    np.testing.assert_allclose(fast, predictor.model.predict(images, verbose=0), atol=1e-6)
-    assert fast.shape == (20, 10)
-    assert fast.dtype == np.float32
-    single = predictor.probabilities(images[:1])
-    np.testing.assert_allclose(single, fast[:1], atol=1e-6)
-    # The tiny model has learnt the blocks: the pixels reach it the right way round.
-    labels = synthetic_data["test"][1][:20].argmax(axis=1)
-    assert (fast.argmax(axis=1) == labels).mean() >= 0.8
-
-
-def test_predictor_rejects_wrong_shapes(model_file: Path) -> None:
-    predictor = Predictor.from_file(model_file)
-    with pytest.raises(ValueError, match=r"expected \(N, 28, 28\) images, got \(28, 28\)"):
-        predictor.probabilities(np.zeros((28, 28), np.float32))
-
-    flat = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10)])
-    with pytest.raises(PipelineError, match=r"the model maps \(None, 784\) -> \(None, 10\)"):
-        Predictor(flat)
-
-
-def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
-    probabilities = np.array([0.1, 0.3, 0.05, 0.3, 0.0, 0.0, 0.0, 0.2, 0.05, 0.0], np.float32)
-
-    result = describe(probabilities, np.zeros((28, 28), np.float32))
-
-    assert result["digit"] == 1
-    assert result["probability"] == 0.3
-    assert [entry["digit"] for entry in result["top3"]] == [1, 3, 7]
-    assert result["probabilities"] == [round(float(p), 6) for p in probabilities]
-    json.dumps(result, allow_nan=False)  # plain Python numbers
-    with pytest.raises(ValueError, match=r"expected \(10,\) probabilities"):
-        describe(np.ones((1, 10)), np.zeros((28, 28), np.float32))
-
-
-def stroke_image(strokes: list[tuple[slice, slice]]) -> np.ndarray:
-    """A (28, 28) image with full ink in the given rectangles."""
-    image = np.zeros((28, 28), np.float32)
-    for rows, columns in strokes:
-        image[rows, columns] = 1
-    return image
-
-
-SURE = np.array([0.0] * 7 + [0.97, 0.02, 0.01], np.float32)  # a confident 7
-
-
-@pytest.mark.parametrize(
-    ("image", "probabilities", "reason"),
-    [
-        (stroke_image([(slice(4, 24), slice(13, 16))]), SURE, None),  # a 1: one stroke
-        (stroke_image([(slice(4, 7), slice(6, 22)), (slice(10, 24), slice(13, 16))]), SURE, None),
-        (np.zeros((28, 28), np.float32), SURE, "no ink"),
-        (stroke_image([(slice(4, 24), slice(4, 24))]), SURE, "ink covers 51% of the image"),
-        (
-            stroke_image([(slice(r, r + 2), slice(r, r + 2)) for r in (3, 9, 15, 21)]),
-            SURE,
-            "4 separate pieces of ink; digits have at most 2",
-        ),
-        (
-            stroke_image([(slice(4, 24), slice(13, 16))]),
-            np.full(10, 0.1, np.float32),
-            "the model is guessing: 10% for its best answer",
-        ),
-    ],
-    ids=["one-stroke", "two-strokes", "blank", "blob", "dots", "guess"],
-)
-def test_not_a_digit_rule(image: np.ndarray, probabilities: np.ndarray, reason: str | None):
-    found = not_a_digit(image, probabilities)
-    if reason is None:
-        assert found is None
-    else:
-        assert found.startswith(reason), found
-
-
-def test_output_reads_the_same_from_file_and_bytes(model_file: Path, tmp_path: Path) -> None:
+def test_output_reads_the_same_from_file_and_bytes(tmp_path: Path) -> None:
     """The command and the server bring images to MNIST's conventions the same way."""
     from digits.app.images import decode_image, read_image, to_mnist
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from digits.files import load_arrays, save_arrays
+from digits.dataset import load_split, save_split, split_path
+from digits.files import save_arrays
 from digits.preprocess import one_hot, scale_images, split_train_validation
 from stages import preprocess as preprocess_stage
 from stages._cli import run
@@ -184,16 +185,8 @@ def interim(tmp_path: Path) -> Path:
     folder = tmp_path / "interim"
     train_labels = imbalanced_labels(TRAIN_COUNT, seed=3)
     test_labels = (np.arange(TEST_COUNT) % 10).astype(np.uint8)
-    save_arrays(
-        folder / "train.npz",
-        images=tagged_images(np.arange(TRAIN_COUNT)),
-        labels=train_labels,
-    )
-    save_arrays(
-        folder / "test.npz",
-        images=tagged_images(np.arange(1000, 1000 + TEST_COUNT)),
-        labels=test_labels,
-    )
+    save_split(folder, "train", tagged_images(np.arange(TRAIN_COUNT)), train_labels)
+    save_split(folder, "test", tagged_images(np.arange(1000, 1000 + TEST_COUNT)), test_labels)
     return folder
 
 
@@ -220,7 +213,7 @@ def test_stage_writes_three_scaled_one_hot_splits(
     sizes = {"train": 240, "validation": 60, "test": TEST_COUNT}
     loaded = {}
     for name, count in sizes.items():
-        images, labels = load_arrays(out_dir / f"{name}.npz", "images", "labels")
+        images, labels = load_split(out_dir, name)
         assert images.shape == (count, 28, 28), name
         assert images.dtype == np.float32, name
         assert images.min() >= 0.0, name
@@ -236,13 +229,13 @@ def test_stage_writes_three_scaled_one_hot_splits(
     # validation comes from the training set only; together they are the training set
     train_ids, validation_ids = loaded["train"][0], loaded["validation"][0]
     assert sorted([*train_ids, *validation_ids]) == list(range(TRAIN_COUNT))
-    original_train_labels = load_arrays(interim / "train.npz", "labels")[0]
+    original_train_labels = load_split(interim, "train")[1]
     np.testing.assert_array_equal(loaded["train"][1], original_train_labels[train_ids])
     np.testing.assert_array_equal(loaded["validation"][1], original_train_labels[validation_ids])
 
     # the test split is untouched: same images, same labels, same order
-    test_images, test_labels = load_arrays(interim / "test.npz", "images", "labels")
-    processed_test_images = load_arrays(out_dir / "test.npz", "images")[0]
+    test_images, test_labels = load_split(interim, "test")
+    processed_test_images = load_split(out_dir, "test")[0]
     np.testing.assert_array_equal(processed_test_images, scale_images(test_images))
     np.testing.assert_array_equal(loaded["test"][0], np.arange(1000, 1000 + TEST_COUNT))
     np.testing.assert_array_equal(loaded["test"][1], test_labels)
@@ -265,8 +258,8 @@ def test_stage_with_a_missing_input_array_writes_nothing(
     tmp_path: Path, params: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "interim"
-    save_arrays(folder / "train.npz", images=tagged_images(np.arange(20)))  # no labels
-    save_arrays(folder / "test.npz", images=tagged_images(np.arange(5)), labels=np.zeros(5, "u1"))
+    save_arrays(split_path(folder, "train"), images=tagged_images(np.arange(20)))  # no labels
+    save_split(folder, "test", tagged_images(np.arange(5)), np.zeros(5, "u1"))
     out_dir = tmp_path / "processed"
     assert run_stage(params, folder, out_dir) == 1
     assert "missing arrays ['labels']" in capsys.readouterr().err

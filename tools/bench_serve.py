@@ -39,7 +39,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digits.app.cli import DEFAULT_MODEL
 from digits.app.images import to_mnist
+from digits.dataset import split_path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
@@ -295,13 +297,13 @@ def drawn_cases(rng: np.random.Generator, per_digit: int) -> dict[str, list]:
 
 def main() -> int:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arguments.add_argument("--model", type=Path, default=Path("data/model/model.keras"))
+    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     arguments.add_argument("--requests", type=int, default=500, help="per client and payload")
     arguments.add_argument("--per-digit", type=int, default=30, help="drawn digits per class")
     arguments.add_argument(
         "--mnist",
         type=Path,
-        default=Path("data/processed/test.npz"),
+        default=split_path("data/processed", "test"),
         help="MNIST images to measure too, if the file exists (default: %(default)s)",
     )
     arguments.add_argument(

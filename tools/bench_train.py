@@ -16,8 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
+from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels, seed_everything
-from digits.files import load_arrays
 from digits.params import TrainParams, load_section
 
 
@@ -32,15 +32,15 @@ def main() -> None:
     arguments.add_argument("--repeats", type=int, default=1)
     args = arguments.parse_args()
     params = load_section(args.params, "train", TrainParams)
-    train = load_arrays(args.processed / "train.npz", "images", "labels")
-    validation = load_arrays(args.processed / "validation.npz", "images", "labels")
+    train = load_split(args.processed, "train")
+    validation = load_split(args.processed, "validation")
 
     pin_cpu_kernels()
-    from digits.model import build_model, compile_model, train_model
+    from digits.model import Network, build_model, compile_model, train_model
 
     def plain() -> str:
         seed_everything(params.seed)
-        model = build_model(params)
+        model = build_model(Network.from_params(params))
         steps_per_epoch = math.ceil(len(train[0]) / params.batch_size)
         compile_model(model, params, steps_per_epoch)  # Keras default: one step per call
         model.fit(
@@ -54,7 +54,7 @@ def main() -> None:
 
     def pipeline() -> str:
         seed_everything(params.seed)
-        model = build_model(params)
+        model = build_model(Network.from_params(params))
         train_model(model, params, train, validation, verbose=0)
         return weights_digest(model)
 
