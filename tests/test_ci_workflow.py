@@ -130,7 +130,6 @@ def test_one_definition_of_the_reproducibility_check():
     assert "make verify" in (PROJECT / ".ci" / "run").read_text(encoding="utf-8")
     workflow = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
     assert "make verify" in [line for step in steps(workflow) for line in runs(step)]
-    assert not (PROJECT / ".ci" / "verify-outputs").exists(), "the old check is still there"
 
 
 SWEEP_WORKFLOW = WORKFLOWS / "sweep.yml"
