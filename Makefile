@@ -4,6 +4,7 @@
 #               (off the reference platform: report only; STRICT=1 fails there too)
 # make plots  - write the HTML report of every plot to build/plots (works offline)
 # make bench  - time plain model.fit against the pipeline's training on the real data
+# make bench-torch - the pipeline's training against plain PyTorch (PyTorch in build/torch-venv)
 # make serve  - the drawing page on http://127.0.0.1:8000/ (needs the trained model: make repro)
 # make bench-serve - API latency with 1 and 4 clients, accuracy on drawn digits (needs the model)
 # make test-fast - lint and the tests not marked slow
@@ -31,8 +32,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup plots-template repro test test-fast lint format verify plots bench serve \
-	bench-serve lock check-wheels check-lock python clean
+.PHONY: setup plots-template repro test test-fast lint format verify plots bench bench-torch \
+	serve bench-serve lock check-wheels check-lock python clean
 
 setup: $(STAMP) plots-template
 
@@ -94,6 +95,19 @@ plots: setup
 
 bench: setup
 	$(BIN)/python tools/bench_train.py
+
+# PyTorch only for the comparison, in its own venv: never a dependency of the pipeline. pip takes
+# the CPU build where pip is set up to find it (--index-url https://download.pytorch.org/whl/cpu).
+TORCH_VERSION := 2.13.0
+build/torch-venv/.installed-$(TORCH_VERSION):
+	rm -rf build/torch-venv
+	$(PYTHON) -m venv build/torch-venv
+	build/torch-venv/bin/python -m pip install --quiet --disable-pip-version-check \
+	  torch==$(TORCH_VERSION) numpy
+	touch $@
+
+bench-torch: setup build/torch-venv/.installed-$(TORCH_VERSION)
+	$(BIN)/python tools/bench_frameworks.py
 
 serve: setup
 	$(BIN)/digits-serve

@@ -1,0 +1,34 @@
+"""tools/bench_frameworks.py compares like with like: its Keras networks are the pipeline's
+(the notebook MLP, and the cnn-augmented row of the sweep) with the parameter counts of
+tools/bench_torch.py's PyTorch versions (109,386 and 871,210, batch norm's running statistics
+included; PyTorch itself is not installed for the tests)."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import PARAMS
+from project_tools import load_tool
+
+from digits.model import Network, build_model
+
+frameworks = load_tool("bench_frameworks")
+
+
+@pytest.mark.parametrize(("network", "parameters"), [("mlp", 109_386), ("cnn-augmented", 871_210)])
+def test_the_keras_side_is_the_pipelines_network(network: str, parameters: int) -> None:
+    overrides, epochs, _ = frameworks.NETWORKS[network]
+    params = frameworks.train_params(PARAMS, overrides)
+
+    assert params.epochs == epochs
+    assert build_model(Network.from_params(params)).count_params() == parameters
+
+
+def test_the_cnn_is_the_augmented_row_of_the_sweep() -> None:
+    params = frameworks.train_params(PARAMS, frameworks.NETWORKS["cnn-augmented"][0])
+    assert params.model == "cnn"
+    assert params.augmentation.enabled
+    assert (params.conv_filters, params.convs_per_block, params.hidden_units) == (
+        [32, 64],
+        2,
+        [256],
+    )
