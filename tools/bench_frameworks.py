@@ -3,12 +3,13 @@
     make bench-torch                  # or: python tools/bench_frameworks.py --repeats 3
 
 For each network, each repeat trains once with the pipeline's own code path (digits.model's
-build_model + train_model, with the determinism settings of the train stage, in this process)
-and once in PyTorch (tools/bench_torch.py, in build/torch-venv: PyTorch is not a dependency of
-the pipeline), one after the other. Networks: the notebook MLP for the full 20 epochs, and the
-CNN of the cnn-augmented experiment for 2 epochs, of which the second is reported (the first
-also holds Keras' graph tracing). Times are of training and validation only: no imports, no
-data loading. Prints every run, the medians, the ratio Keras / PyTorch and samples per second.
+build_model + train_model, with the train stage's determinism and thread settings, in a fresh
+process as under dvc) and once in PyTorch (tools/bench_torch.py, in build/torch-venv: PyTorch is
+not a dependency of the pipeline), one after the other. Networks: the notebook MLP for the full
+20 epochs, and the CNN of the cnn-augmented experiment for 2 epochs, of which the second is
+reported (the first also holds Keras' graph tracing). Times are of training and validation only:
+no imports, no data loading. Prints every run, the medians, the ratio Keras / PyTorch and
+samples per second.
 Needs data/processed (dvc repro preprocess).
 """
 
@@ -50,11 +51,12 @@ def train_params(params_file: Path, overrides: list[str]) -> TrainParams:
         return load_section(copy, "train", TrainParams)
 
 
-def keras_seconds(params: TrainParams, train: tuple, validation: tuple) -> list[float]:
-    """Seconds of each epoch (training and validation) with the pipeline's code path."""
+def keras_epoch_seconds(params: TrainParams, processed: Path) -> list[float]:
+    """Seconds of each epoch (training and validation) with the pipeline's code path, in this
+    process: call it in a fresh one (`--keras-worker`), as dvc runs the train stage."""
     import keras
 
-    from digits.model import Network, build_model, train_model
+    from digits.model import Network, build_model, train_model, use_cpu_threads
 
     class EpochTimes(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -67,12 +69,22 @@ def keras_seconds(params: TrainParams, train: tuple, validation: tuple) -> list[
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.seconds.append(time.perf_counter() - self.start)
 
-    keras.backend.clear_session()
+    train = load_split(processed, "train")
+    validation = load_split(processed, "validation")
     seed_everything(params.seed)
-    model = build_model(Network.from_params(params))
+    network = Network.from_params(params)
+    use_cpu_threads(network)
+    model = build_model(network)
     times = EpochTimes()
     train_model(model, params, train, validation, verbose=0, callbacks=[times])
     return times.seconds
+
+
+def keras_seconds(network: str, args: argparse.Namespace) -> list[float]:
+    command = [sys.executable, __file__, "--keras-worker", network]
+    command += ["--processed", args.processed, "--params", args.params]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.splitlines()[-1])["epoch_seconds"]
 
 
 def torch_seconds(network: str, epochs: int, processed: Path) -> list[float]:
@@ -88,22 +100,24 @@ def main() -> None:
     arguments.add_argument("--params", type=Path, default=Path("params.yaml"))
     arguments.add_argument("--repeats", type=int, default=3)
     arguments.add_argument("--networks", nargs="+", choices=list(NETWORKS), default=list(NETWORKS))
+    arguments.add_argument("--keras-worker", choices=list(NETWORKS), help=argparse.SUPPRESS)
     args = arguments.parse_args()
+    if args.keras_worker:  # one Keras run in this fresh process; its epoch times as JSON
+        pin_cpu_kernels()  # before anything imports TensorFlow
+        params = train_params(args.params, NETWORKS[args.keras_worker][0])
+        print(json.dumps({"epoch_seconds": keras_epoch_seconds(params, args.processed)}))
+        return
     if not TORCH_PYTHON.is_file():
         raise SystemExit(f"{TORCH_PYTHON} is missing: run `make bench-torch`")
-    train = load_split(args.processed, "train")
-    validation = load_split(args.processed, "validation")
-    pin_cpu_kernels()
-
+    samples_per_epoch = len(load_split(args.processed, "train")[0])
     for network in args.networks:
-        overrides, epochs, counted = NETWORKS[network]
-        params = train_params(args.params, overrides)
+        _, epochs, counted = NETWORKS[network]
         times: dict[str, list[float]] = {"keras (pipeline)": [], "pytorch": []}
         for _ in range(args.repeats):
-            times["keras (pipeline)"].append(sum(keras_seconds(params, train, validation)[counted]))
+            times["keras (pipeline)"].append(sum(keras_seconds(network, args)[counted]))
             times["pytorch"].append(sum(torch_seconds(network, epochs, args.processed)[counted]))
         counted_epochs = len(range(epochs)[counted])
-        samples = counted_epochs * len(train[0])
+        samples = counted_epochs * samples_per_epoch
         what = "20 epochs" if counted_epochs == epochs else f"epoch {epochs} of {epochs}"
         print(f"{network} ({what}, {args.repeats} runs each, alternating):")
         for name, seconds in times.items():
