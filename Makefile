@@ -5,6 +5,7 @@
 # make plots  - write the HTML report of every plot to build/plots (works offline)
 # make bench  - time plain model.fit against the pipeline's training on the real data
 # make bench-torch - the pipeline's training against plain PyTorch (PyTorch in build/torch-venv)
+# make profile-train - where training time goes: one setting changed at a time, per epoch
 # make serve  - the drawing page on http://127.0.0.1:8000/ (needs the trained model: make repro)
 # make bench-serve - API latency with 1 and 4 clients, accuracy on drawn digits (needs the model)
 # make test-fast - lint and the tests not marked slow
@@ -33,7 +34,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup plots-template repro test test-fast lint format verify plots bench bench-torch \
-	serve bench-serve lock check-wheels check-lock python clean
+	profile-train serve bench-serve lock check-wheels check-lock python clean
 
 setup: $(STAMP) plots-template
 
@@ -109,10 +110,16 @@ build/torch-venv/.installed-$(TORCH_VERSION):
 bench-torch: setup build/torch-venv/.installed-$(TORCH_VERSION)
 	$(BIN)/python tools/bench_frameworks.py
 
+profile-train: setup
+	$(BIN)/python tools/profile_train.py
+
 serve: setup
 	$(BIN)/digits-serve
 
-bench-serve: setup
+bench-profile-train: setup
+	$(BIN)/python tools/profile_train.py
+
+serve: setup
 	$(BIN)/python tools/bench_serve.py
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,

@@ -32,3 +32,22 @@ def test_the_cnn_is_the_augmented_row_of_the_sweep() -> None:
         2,
         [256],
     )
+
+
+profile = load_tool("profile_train")
+
+
+@pytest.mark.parametrize("network", list(profile.VARIANTS))
+def test_every_profile_variant_is_a_valid_change_of_the_benchmarked_network(network: str) -> None:
+    base = frameworks.train_params(PARAMS, frameworks.NETWORKS[network][0])
+    for name, variant in profile.VARIANTS[network].items():
+        params = frameworks.train_params(
+            PARAMS, [*frameworks.NETWORKS[network][0], *variant.overrides]
+        )
+        changed = {
+            key for key, value in params.model_dump().items() if value != base.model_dump()[key]
+        }
+        process = (variant.threads, variant.determinism, variant.xla, variant.environment)
+        # one thing at a time: a params change, or a process setting, never both
+        assert len(changed) + (process != (None, True, False, ())) <= 1, name
+        assert name == "pipeline" or changed or process != (None, True, False, ()), name
