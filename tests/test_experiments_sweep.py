@@ -171,3 +171,16 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     }
     with pytest.raises(SystemExit, match=r"not in `dvc exp show`.*\['tuned-mlp'\]"):
         experiments.write_table({"tuned-mlp": experiments.Timing(30, 1.0, 535818, "x")})
+
+
+def test_table_with_names_re_times_only_those_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked, written = [], []
+    monkeypatch.setattr(experiments, "queue_timing", lambda name: asked.append(name) or name)
+    monkeypatch.setattr(experiments, "write_table", written.append)
+
+    assert experiments.main(["table", "cnn", "tuned-mlp"]) == 0
+    assert asked == ["cnn", "tuned-mlp"]
+    assert written == [{"cnn": "cnn", "tuned-mlp": "tuned-mlp"}]
+
+    with pytest.raises(SystemExit, match=r"not experiments of tools/experiments.py: \['cnm'\]"):
+        experiments.main(["table", "cnm"])

@@ -4,6 +4,7 @@
     dvc queue start --jobs 1              # run them (one at a time: timings stay honest)
     dvc queue status                      # until every experiment is Success
     python tools/experiments.py table     # rewrite the README table from dvc exp show --json
+    python tools/experiments.py table NAME...  # only these rows (the others stay as they are)
     python tools/experiments.py show      # compare them in a terminal: SHOW, 120 columns wide
 
 The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per experiment:
@@ -307,6 +308,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     actions.add_parser("show", help="compare the experiments in a terminal, 120 columns wide")
     table = actions.add_parser("table", help="rewrite the README table")
     table.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="re-time only these rows from `dvc queue logs` (default: every row)",
+    )
+    table.add_argument(
         "--timings",
         type=Path,
         help="a folder of `run` timing files (default: `dvc queue logs` of every experiment)",
@@ -338,10 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.action == "run":
         run(args.name, args.runner, args.timing, args.extra_settings)
     else:
+        unknown = sorted(set(args.names) - set(EXPERIMENTS))
+        if unknown:
+            raise SystemExit(f"not experiments of tools/experiments.py: {unknown}")
         if args.timings is not None:
             timings = read_timings(args.timings)
         else:
-            timings = {name: queue_timing(name) for name in EXPERIMENTS}
+            timings = {name: queue_timing(name) for name in args.names or EXPERIMENTS}
         if args.print:
             print("\n".join([*HEADER, *table_rows(exp_show(), timings).values()]))
         else:
