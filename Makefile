@@ -1,4 +1,6 @@
 # make repro  - set up .venv from the lock file and run the whole pipeline (dvc repro)
+# make app-model - set up, then build the app's model only (dvc repro evaluate-app: the data
+#               stages, train-app and evaluate-app), for digits-predict and digits-serve
 # make test   - set up, then lint and run the whole test suite
 # make verify - rerun every stage from scratch; fail if dvc.lock, metrics/ or plots/ change
 #               (off the reference platform: report only; STRICT=1 fails there too)
@@ -33,8 +35,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup plots-template repro test test-fast lint format verify plots bench bench-torch \
-	profile-train serve bench-serve lock check-wheels check-lock python clean
+.PHONY: setup plots-template repro app-model test test-fast lint format verify plots bench \
+	bench-torch profile-train serve bench-serve lock check-wheels check-lock python clean
 
 setup: $(STAMP) plots-template
 
@@ -69,6 +71,9 @@ $(PLOTS_TEMPLATE): tools/build_plots_template.py tools/node_modules/.package-loc
 
 repro: setup
 	$(BIN)/dvc repro
+
+app-model: setup
+	$(BIN)/dvc repro evaluate-app
 
 lint: setup
 	$(BIN)/ruff check .
