@@ -112,7 +112,7 @@ def test_push_over_ssh_then_a_fresh_clone_pulls_and_predicts(shared: Project, ss
     assert shared.status(cwd=clone) == {}
     image = shared.base / "digit.png"
     write_digit_image(image)
-    (result,) = predict(shared, clone, image)  # data/model/model.keras, as pulled
+    (result,) = predict(shared, clone, image)  # the default, data/app-model/, as pulled
     assert set(result) >= {"file", "digit", "probability", "top3"}, result
     assert predict(shared, shared.root, image) == [result]
 

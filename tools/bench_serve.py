@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits.app.cli import DEFAULT_MODEL
 from digits.app.images import to_mnist
+from digits.app.models import default_model
 from digits.dataset import split_path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
@@ -297,7 +297,7 @@ def drawn_cases(rng: np.random.Generator, per_digit: int) -> dict[str, list]:
 
 def main() -> int:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    arguments.add_argument("--model", type=Path)
     arguments.add_argument("--requests", type=int, default=500, help="per client and payload")
     arguments.add_argument("--per-digit", type=int, default=30, help="drawn digits per class")
     arguments.add_argument(
@@ -321,6 +321,7 @@ def main() -> int:
         "16-bit RGBA PNGs, then exit",
     )
     args = arguments.parse_args()
+    args.model = args.model or default_model().path  # what digits-serve loads
     if not args.model.is_file():
         raise SystemExit(f"{args.model} does not exist: run `dvc repro train` first")
 
