@@ -9,7 +9,8 @@
 # make bench-torch - the pipeline's training against plain PyTorch (PyTorch in build/torch-venv)
 # make profile-train - where training time goes: one setting changed at a time, per epoch
 # make serve  - the drawing page on http://127.0.0.1:8000/ (needs a model: make app-model)
-# make bench-serve - API latency with 1 and 4 clients, accuracy on drawn digits (needs the model)
+# make bench-serve - API latency with 1 and 4 clients, and the accuracy of the app's model and
+#               the pipeline's MLP on drawn, printed and scanned digits (needs both models)
 # make test-fast - lint and the tests not marked slow
 # make check-wheels - ask PyPI whether every locked package has a wheel for every platform
 # make check-lock - fail unless requirements.lock is what make lock makes of pyproject.toml
