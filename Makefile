@@ -122,10 +122,7 @@ profile-train: setup
 serve: setup
 	$(BIN)/digits-serve
 
-bench-profile-train: setup
-	$(BIN)/python tools/profile_train.py
-
-serve: setup
+bench-serve: setup
 	$(BIN)/python tools/bench_serve.py
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
