@@ -1,4 +1,6 @@
 # make repro  - set up .venv from the lock file and run the whole pipeline (dvc repro)
+# make app-model - set up, then build the app's model only (dvc repro evaluate-app: the data
+#               stages, train-app and evaluate-app), for digits-predict and digits-serve
 # make test   - set up, then lint and run the whole test suite
 # make verify - rerun every stage from scratch; fail if dvc.lock, metrics/ or plots/ change
 #               (off the reference platform: report only; STRICT=1 fails there too)
@@ -6,8 +8,9 @@
 # make bench  - time plain model.fit against the pipeline's training on the real data
 # make bench-torch - the pipeline's training against plain PyTorch (PyTorch in build/torch-venv)
 # make profile-train - where training time goes: one setting changed at a time, per epoch
-# make serve  - the drawing page on http://127.0.0.1:8000/ (needs the trained model: make repro)
-# make bench-serve - API latency with 1 and 4 clients, accuracy on drawn digits (needs the model)
+# make serve  - the drawing page on http://127.0.0.1:8000/ (needs a model: make app-model)
+# make bench-serve - API latency with 1 and 4 clients, and the accuracy of the app's model and
+#               the pipeline's MLP on drawn, printed and scanned digits (needs both models)
 # make test-fast - lint and the tests not marked slow
 # make check-wheels - ask PyPI whether every locked package has a wheel for every platform
 # make check-lock - fail unless requirements.lock is what make lock makes of pyproject.toml
@@ -33,8 +36,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup plots-template repro test test-fast lint format verify plots bench bench-torch \
-	profile-train serve bench-serve lock check-wheels check-lock python clean
+.PHONY: setup plots-template repro app-model test test-fast lint format verify plots bench \
+	bench-torch profile-train serve bench-serve lock check-wheels check-lock python clean
 
 setup: $(STAMP) plots-template
 
@@ -69,6 +72,9 @@ $(PLOTS_TEMPLATE): tools/build_plots_template.py tools/node_modules/.package-loc
 
 repro: setup
 	$(BIN)/dvc repro
+
+app-model: setup
+	$(BIN)/dvc repro evaluate-app
 
 lint: setup
 	$(BIN)/ruff check .
@@ -116,10 +122,7 @@ profile-train: setup
 serve: setup
 	$(BIN)/digits-serve
 
-bench-profile-train: setup
-	$(BIN)/python tools/profile_train.py
-
-serve: setup
+bench-serve: setup
 	$(BIN)/python tools/bench_serve.py
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,

@@ -3,8 +3,9 @@ helpers that run the real `dvc` and `git` there (shared by the test modules that
 
 `make_project` copies the pipeline (stages/, digits/, dvc.yaml, the Makefile and the check
 script) into a new git repository, writes small synthetic MNIST files (gzipped IDX, 300 training
-and 100 test images) into a local mirror folder, pins them in data/datasets.yaml with a tiny
-network in params.yaml, runs the real `dvc repro` and commits the results on `main`.
+and 100 test images) into local mirror folders (MNIST's, and other ones as Fashion-MNIST's),
+pins them in data/datasets.yaml with a tiny network in params.yaml and a tiny CNN in the app's
+recipe (digits/app/model.yaml), runs the real `dvc repro` and commits the results on `main`.
 """
 
 from __future__ import annotations
@@ -52,17 +53,29 @@ TINY_PARAMS = {
     "train": {"hidden_units": [16], "epochs": 2, "batch_size": 32, "learning_rate": 0.01},
     "evaluate": {"misclassified_examples": 9},
 }
+# The app's recipe (stage train-app) stays a CNN with augmentation, but thin and short. It differs
+# from the tiny params' MLP, so the two models never have the same bytes.
+APP_RECIPE = Path("digits/app/model.yaml")
+TINY_APP_RECIPE = {
+    "conv_filters": [4, 8],
+    "convs_per_block": 1,
+    "hidden_units": [16],
+    "epochs": 2,
+    "batch_size": 32,
+    "learning_rate": 0.01,
+}
 DVC_TIMEOUT_S = 300
 
 
 # Synthetic MNIST
 
 
-def write_mirror(folder: Path) -> dict[str, dict[str, Any]]:
+def write_mirror(folder: Path, first_seed: int = 0) -> dict[str, dict[str, Any]]:
     """The four MNIST files, gzipped, in `folder`; returns their pins for params.yaml."""
     folder.mkdir(parents=True)
     pins = {}
-    for seed, (prefix, count) in enumerate((("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES))):
+    sizes = (("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES))
+    for seed, (prefix, count) in enumerate(sizes, first_seed):
         images, labels = synthetic_digits(count, seed)
         for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
             name = f"{prefix}-{kind}-ubyte"
@@ -218,9 +231,13 @@ def make_project(base: Path) -> Project:
     copy_project(root)
     project = Project(root, base, subprocess_env(base, mirror))
 
+    # Fashion-MNIST: other synthetic files (other noise, the same blocks), so that the sweep's
+    # Fashion-MNIST rows change data/processed as the real ones do.
+    fashion_mirror = base / "fashion-mirror"
+    fashion_pins = write_mirror(fashion_mirror, first_seed=2)
     datasets = yaml.safe_load((PROJECT / DATASETS).read_text(encoding="utf-8"))
-    for dataset in ("mnist", "fashion-mnist"):  # the same synthetic files for both
-        datasets[dataset].update(mirrors=[str(mirror)], files=pins)
+    datasets["mnist"].update(mirrors=[str(mirror)], files=pins)
+    datasets["fashion-mnist"].update(mirrors=[str(fashion_mirror)], files=fashion_pins)
     (root / DATASETS).parent.mkdir(parents=True, exist_ok=True)
     (root / DATASETS).write_text(yaml.safe_dump(datasets, sort_keys=False), encoding="utf-8")
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
@@ -228,6 +245,9 @@ def make_project(base: Path) -> Project:
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    recipe = yaml.safe_load((PROJECT / APP_RECIPE).read_text(encoding="utf-8"))
+    recipe["train"].update(TINY_APP_RECIPE)
+    (root / APP_RECIPE).write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
 
     project.git("init", "--quiet", "--initial-branch=main")
     project.dvc("init", "--quiet")

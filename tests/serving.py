@@ -39,6 +39,7 @@ class ServerProcess:
     port: int
     process: subprocess.Popen
     log_path: Path
+    said: str = ""  # what it printed on stdout before its URL
 
     @property
     def url(self) -> str:
@@ -56,10 +57,15 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def serving(
-    model: Path, server: str = "digits-serve", quiet: bool = True
+    model: Path | None,
+    server: str = "digits-serve",
+    quiet: bool = True,
+    cwd: Path | None = None,
 ) -> Iterator[ServerProcess]:
-    """`server --model MODEL --port 0 [--quiet]` running for the duration of the block."""
-    argv = [*SERVER_COMMANDS[server], "--model", str(model), "--port", "0"]
+    """`server [--model MODEL] --port 0 [--quiet]`, run in `cwd`, for the duration of the
+    block (without a model, the server's default)."""
+    model_args = [] if model is None else ["--model", str(model)]
+    argv = [*SERVER_COMMANDS[server], *model_args, "--port", "0"]
     with tempfile.TemporaryDirectory() as folder:
         log_path = Path(folder) / "server.log"
         with open(log_path, "w", encoding="utf-8") as log:
@@ -68,14 +74,21 @@ def serving(
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                cwd=cwd,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         try:
-            line = process.stdout.readline()  # "Serving the drawing page on http://HOST:PORT/ .."
+            # digits-serve says which model it loaded ("model: ..."), then where it listens:
+            # "Serving the drawing page on http://HOST:PORT/ ..."; the old server only the latter.
+            said = []
+            while (line := process.stdout.readline()) and "http://" not in line:
+                said.append(line)
             if "http://" not in line:
-                raise RuntimeError(f"the server did not start:\n{log_path.read_text()}")
+                raise RuntimeError(
+                    f"the server did not start:\n{''.join(said)}{log_path.read_text()}"
+                )
             host, port = line.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)
-            yield ServerProcess(host, int(port), process, log_path)
+            yield ServerProcess(host, int(port), process, log_path, "".join(said))
         finally:
             process.terminate()
             process.wait(timeout=30)

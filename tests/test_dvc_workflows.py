@@ -29,10 +29,12 @@ import pytest
 import yaml
 from chromium import OfflinePage, launched_chromium
 from dvc_project import (
+    APP_RECIPE,
     DATASETS,
     DVC_TIMEOUT_S,
     PROJECT,
     STAGES,
+    TINY_APP_RECIPE,
     TINY_PARAMS,
     VENV_BIN,
     Project,
@@ -89,11 +91,12 @@ def test_train_param_reruns_train_and_evaluate_only(slower_learning: Repro):
     only({"train", "evaluate"}, slower_learning)
 
 
-def test_evaluate_param_reruns_evaluate_only(project: Project):
+def test_evaluate_param_reruns_both_evaluate_stages_only(project: Project):
+    # evaluate-app reads params.yaml's evaluate section too.
     with project.on_branch("more-examples", new=True):
         project.set_params("evaluate", misclassified_examples=16)
-        assert set(project.status()) == {"evaluate"}
-        only({"evaluate"}, project.repro())
+        assert set(project.status()) == {"evaluate", "evaluate-app"}
+        only({"evaluate", "evaluate-app"}, project.repro())
 
 
 def test_preprocess_param_reruns_preprocess_and_everything_after(project: Project):
@@ -101,7 +104,45 @@ def test_preprocess_param_reruns_preprocess_and_everything_after(project: Projec
         project.set_params("preprocess", seed=7)
         # dvc status names the stage whose params changed; repro also reruns what depends on it.
         assert set(project.status()) == {"preprocess"}
-        only({"preprocess", "explore", "train", "evaluate"}, project.repro())
+        only(
+            {"preprocess", "explore", "train", "evaluate", "train-app", "evaluate-app"},
+            project.repro(),
+        )
+
+
+def test_the_app_recipe_reruns_the_app_stages_only(project: Project):
+    # digits/app/model.yaml is a plain dep of train-app: no params columns, the pipeline untouched.
+    recipe_path = project.root / APP_RECIPE
+    model = project.root / "data/app-model/model.keras"
+    with project.on_branch("app-recipe", new=True):
+        before = model.read_bytes()
+        recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+        recipe["train"]["epochs"] = 1
+        recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+        assert set(project.status()) == {"train-app"}
+        only({"train-app", "evaluate-app"}, project.repro())
+        assert model.read_bytes() != before
+        train = json.loads((project.root / "metrics/app-model/train.json").read_text())
+        assert train["epochs"] == 1
+        # Its metrics are not declared in dvc.yaml, yet DVC shows and compares them when named.
+        shown = json.loads(
+            project.dvc("metrics", "show", "--json", "metrics/app-model/evaluate.json")
+        )
+        (workspace,) = shown.values()
+        evaluated = workspace["data"]["metrics/app-model/evaluate.json"]["data"]
+        assert evaluated == json.loads(
+            (project.root / "metrics/app-model/evaluate.json").read_text(encoding="utf-8")
+        )
+        diff = json.loads(
+            project.dvc(
+                "metrics", "diff", "main", "--json", "--targets", "metrics/app-model/train.json"
+            )
+        )
+        assert diff["metrics/app-model/train.json"]["epochs"] == {
+            "old": TINY_APP_RECIPE["epochs"],
+            "new": 1,
+            "diff": 1 - TINY_APP_RECIPE["epochs"],
+        }
 
 
 def importers(module: str) -> set[str]:
@@ -544,15 +585,21 @@ def test_exp_show_has_a_readable_number_of_columns(project: Project):
     assert 0 < metrics <= 20, data["metrics"]
     assert 0 < params <= 30, data["params"]
     assert list(data["params"]) == ["params.yaml"]
+    assert not [path for path in data["metrics"] if "app-model" in path], data["metrics"]
     assert "datasets" not in data["params"]["params.yaml"]["data"]["download"]
 
 
 def test_the_documented_sweep_fits_120_columns(project: Project):
     # Every experiment of tools/experiments.py, for one epoch on the synthetic data, then the
     # README's command to compare them, with room to spare so that nothing is cut.
+    app_outputs = tree_digest(project.root / "data/app-model")
     try:
         for name in sweep.EXPERIMENTS:
-            project.dvc(*sweep.command(name)[1:], "-S", "train.epochs=1")
+            output = project.dvc(*sweep.command(name)[1:], "-S", "train.epochs=1")
+            # (cnn-augmented-14 at one epoch is cnn-augmented at one epoch: nothing reruns.)
+            ran = set(re.findall(r"^Running stage '([^']+)'", output, re.MULTILINE))
+            assert not ran & {"train-app", "evaluate-app"}, f"{name} retrained the app model"
+            assert tree_digest(project.root / "data/app-model") == app_outputs, name
         shown = subprocess.run(
             [VENV_BIN / "dvc", *sweep.SHOW[1:], "--no-pager"],
             cwd=project.root,

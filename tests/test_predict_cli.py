@@ -111,7 +111,8 @@ def test_bad_files_are_reported_one_by_one_and_the_rest_still_processed(
 
     assert code == 1
     assert RESULT_LINE.match(out.strip()), out
-    errors = err.splitlines()
+    *errors, model = err.splitlines()  # which model read the good one comes last
+    assert model.startswith(f"model: model.keras ({model_file}), md5 "), err
     assert len(errors) == len(bad)
     for line, (path, message) in zip(errors, bad.items(), strict=True):
         assert line.startswith(f"error: {path}: "), line
@@ -254,7 +255,8 @@ def quiet_environment() -> dict[str, str]:
 
 
 def test_a_run_prints_nothing_it_was_not_asked_for(model_file: Path, tmp_path: Path) -> None:
-    """No TensorFlow start-up lines (oneDNN INFO) on stderr: only the results."""
+    """No TensorFlow start-up lines (oneDNN INFO) on stderr: only which model read the images,
+    and the results on stdout."""
     code = "import sys; from digits.app.cli import predict_main; sys.exit(predict_main())"
     png = digit_drawing(tmp_path / "four.png")
 
@@ -267,7 +269,8 @@ def test_a_run_prints_nothing_it_was_not_asked_for(model_file: Path, tmp_path: P
     )
 
     assert run.returncode == 0, run.stderr
-    assert run.stderr == ""
+    assert run.stderr.startswith(f"model: model.keras ({model_file}), md5 "), run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
     assert RESULT_LINE.match(run.stdout.strip())
 
 
@@ -289,7 +292,8 @@ def test_output_closed_early_is_a_quiet_exit(model_file: Path, tmp_path: Path) -
         process.kill()
         process.stderr.close()
 
-    assert err == ""
+    assert err.startswith("model: "), err  # which model; no BrokenPipeError traceback
+    assert err.count("\n") == 1, err
     assert process.returncode == 1
 
 
@@ -299,8 +303,11 @@ def test_help_says_where_the_default_model_comes_from(main, capsys):
         main(["--help"])
     assert stopped.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    assert "(default: data/model/model.keras" in text
-    assert "`dvc repro`" in text
-    assert "`dvc pull`" in text
-    (artifact,) = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["artifacts"]
-    assert f"`dvc artifacts get REPO_URL {artifact}`" in text
+    artifacts = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["artifacts"]
+    app, pipeline = artifacts["digits-recogniser"]["path"], artifacts["digits-classifier"]["path"]
+    assert f"Default, relative to the current folder (a clone of the project): {app} " in text
+    assert f"when it exists, else {pipeline} (digits-classifier" in text
+    for command in ("`dvc pull train-app`", "`make app-model`", "`make repro`", "`dvc pull`"):
+        assert command in text
+    assert "`dvc artifacts get REPO_URL digits-recogniser`" in text
+    assert "Without --model, here: " in text  # which model it would load (tests/test_app_models)

@@ -37,7 +37,10 @@ from ssh_server import SshServer, running_sshd
 pytestmark = pytest.mark.slow
 
 REMOTE = "storage"  # the DVC remote's name, as the README sets it up
-ARTIFACT = "digits-classifier"  # dvc.yaml's artifacts: entry for data/model/model.keras
+ARTIFACTS = {  # dvc.yaml's artifacts: entries -> their model files
+    "digits-classifier": "data/model/model.keras",
+    "digits-recogniser": "data/app-model/model.keras",
+}
 BIG_FILE_BYTES = 200 * 2**20  # long enough a push to cut it off halfway
 
 
@@ -109,7 +112,7 @@ def test_push_over_ssh_then_a_fresh_clone_pulls_and_predicts(shared: Project, ss
     assert shared.status(cwd=clone) == {}
     image = shared.base / "digit.png"
     write_digit_image(image)
-    (result,) = predict(shared, clone, image)  # data/model/model.keras, as pulled
+    (result,) = predict(shared, clone, image)  # the default, data/app-model/, as pulled
     assert set(result) >= {"file", "digit", "probability", "top3"}, result
     assert predict(shared, shared.root, image) == [result]
 
@@ -190,24 +193,25 @@ def test_exp_push_and_pull_share_an_experiment_with_its_metrics(shared: Project,
         shared.dvc("exp", "remove", name, check=False)
 
 
+@pytest.mark.parametrize("artifact", list(ARTIFACTS))
 def test_artifacts_get_fetches_the_model_that_loads_and_predicts(
-    shared: Project, sshd: SshServer, tmp_path: Path
+    shared: Project, sshd: SshServer, tmp_path: Path, artifact: str
 ):
     shared.dvc("push")
     # A version of the artifact is a git tag in GTO's format (what DVC Studio's model registry
     # and `gto register` write): `dvc artifacts get` takes the latest unless --rev names one.
-    shared.git("tag", "--annotate", f"{ARTIFACT}@v1.0.0", "--message", "first model")
-    shared.git("push", "--quiet", "origin", f"{ARTIFACT}@v1.0.0")
+    shared.git("tag", "--annotate", f"{artifact}@v1.0.0", "--message", "first model")
+    shared.git("push", "--quiet", "origin", f"{artifact}@v1.0.0")
     # The repo to fetch from: a clone with git only (no data, no cache), its remote on sshd.
-    source = fresh_clone(shared, sshd, "clone-artifact")
+    source = fresh_clone(shared, sshd, f"clone-{artifact}")
     target = tmp_path / "fetched"
     target.mkdir()
 
-    shared.dvc("artifacts", "get", source, ARTIFACT, "-o", target, cwd=tmp_path)
+    shared.dvc("artifacts", "get", source, artifact, "-o", target, cwd=tmp_path)
 
     model = target / "model.keras"
     assert sorted(path.name for path in target.iterdir()) == ["model.keras"]
-    assert model.read_bytes() == (shared.root / "data/model/model.keras").read_bytes()
+    assert model.read_bytes() == (shared.root / ARTIFACTS[artifact]).read_bytes()
     import keras
 
     probabilities = keras.saving.load_model(model).predict(np.zeros((1, 28, 28)), verbose=0)
@@ -215,4 +219,6 @@ def test_artifacts_get_fetches_the_model_that_loads_and_predicts(
     assert probabilities.sum() == pytest.approx(1, abs=1e-5)
     image = tmp_path / "digit.png"
     write_digit_image(image)
-    assert predict(shared, tmp_path, "--model", model, image) == predict(shared, shared.root, image)
+    assert predict(shared, tmp_path, "--model", model, image) == predict(
+        shared, shared.root, "--model", ARTIFACTS[artifact], image
+    )

@@ -51,6 +51,49 @@ def test_every_stage_module_is_a_stage() -> None:
     assert modules == {entry_module(stage) for stage in STAGES}
 
 
+# The app's model (README: "The app's model") is built by the pipeline's own stage modules: its
+# stages must read what the pipeline's read, except the model file and the recipe.
+APP_RECIPE = "digits/app/model.yaml"
+APP_STAGES = {"train-app": "train", "evaluate-app": "evaluate"}
+
+
+def model_path(stage: str) -> str:
+    match = re.search(r"--model (\S+)", STAGES[stage]["cmd"])
+    assert match, f"stage {stage}: no --model in its cmd"
+    return match.group(1)
+
+
+def out_options(stage: str) -> list[dict]:
+    """Each out's options (cache, persist), in order."""
+    return [next(iter(out.values())) for out in STAGES[stage]["outs"]]
+
+
+@pytest.mark.parametrize(("app_stage", "stage"), APP_STAGES.items())
+def test_the_app_stages_mirror_the_pipeline_stages(app_stage: str, stage: str) -> None:
+    assert entry_module(app_stage) == entry_module(stage)
+    rename = {model_path(stage): model_path(app_stage)}
+    expected = [rename.get(dep, dep) for dep in STAGES[stage]["deps"]]
+    if stage == "train":  # the recipe instead of params.yaml's train section
+        assert f"--params {APP_RECIPE}" in STAGES[app_stage]["cmd"]
+        expected.insert(1, APP_RECIPE)
+        assert "params" not in STAGES[app_stage], "the recipe is a dep, not params columns"
+    else:  # evaluate-app reads params.yaml's evaluate section, like evaluate
+        assert "--params" not in STAGES[app_stage]["cmd"]
+        assert STAGES[app_stage]["params"] == STAGES[stage]["params"]
+    assert STAGES[app_stage]["deps"] == expected
+    assert out_options(app_stage) == out_options(stage)
+    assert all(options.get("persist") for options in out_options(app_stage))
+
+
+def test_the_app_recipe_is_a_complete_train_section() -> None:
+    from digits.params import TrainParams, load_section
+
+    recipe = load_section(PROJECT / APP_RECIPE, "train", TrainParams)  # every key, valid
+    pipeline = load_section(PROJECT / "params.yaml", "train", TrainParams)
+    assert recipe != pipeline, "the app's recipe is the pipeline's model again"
+    assert yaml.safe_load((PROJECT / APP_RECIPE).read_text(encoding="utf-8")).keys() == {"train"}
+
+
 # The analysis itself, on a scratch package: what it must find, and what it must not.
 
 

@@ -113,6 +113,7 @@ def test_parallel_workers_share_a_sweep_that_equals_a_sequential_run(
         for stage in DATA_STAGES:  # pulled, not run again
             assert f"Running stage '{stage}'" not in output, output
         assert "Running stage 'train'" in output, output
+        assert "Running stage 'train-app'" not in output, output  # rows never retrain it
     parallel_seconds = time.monotonic() - started
 
     # The three pushes overlapped: each started before any of them had finished.

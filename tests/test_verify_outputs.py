@@ -148,6 +148,29 @@ def test_changed_results_fail_naming_every_difference(repo: Path):
     ]
 
 
+def test_the_app_models_results_are_checked_too(repo: Path):
+    """metrics/app-model/ and plots/app-model/ (stages train-app, evaluate-app): not declared
+    as DVC metrics, but committed results all the same."""
+    (repo / "metrics" / "app-model").mkdir()
+    (repo / "plots" / "app-model").mkdir()
+    app_metrics = repo / "metrics" / "app-model" / "evaluate.json"
+    app_history = repo / "plots" / "app-model" / "history.csv"
+    app_metrics.write_text(json.dumps({"test": {"accuracy": 0.995}}), encoding="utf-8")
+    app_history.write_text("epoch,loss\n1,0.2\n")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "the app's model")
+    app_metrics.write_text(json.dumps({"test": {"accuracy": 0.994}}), encoding="utf-8")
+    app_history.write_text("epoch,loss\n1,0.3\n")
+
+    result = check(repo, "--strict")
+
+    assert result.returncode == 1
+    assert [line.strip() for line in result.stderr.splitlines()[2:]] == [
+        "metrics/app-model/evaluate.json: test.accuracy: 0.995 -> 0.994",
+        "plots/app-model/history.csv: content differs (1 of 2 lines)",
+    ]
+
+
 def test_a_deleted_output_fails(repo: Path):
     (repo / "metrics" / "evaluate.json").unlink()
     result = check(repo, "--strict")

@@ -1,12 +1,17 @@
 """Latency of the drawing page's API under concurrent clients, and accuracy on drawn digits.
 
     make bench-serve        # or: python tools/bench_serve.py [--requests 500] [--rounds 3]
-Needs a trained model (data/model/model.keras: `dvc repro train`). Starts each server of
---servers (default: digits-serve and, for comparison, the old standard-library server; see
-tests/serving.py) on 127.0.0.1, each in its own process. Then, --rounds times, for each
-payload and client count, measures the servers in turn: every client (a thread with its own
-keep-alive connection, like a browser tab) sends --requests requests back to back after a
-short warm-up. Payloads:
+    python tools/bench_serve.py --accuracy-only    # the accuracy of both models, no latency
+
+Needs the trained models: the app's (data/app-model/model.keras: `make app-model` or `dvc pull
+train-app`) and the pipeline's MLP (data/model/model.keras: `make repro` or `dvc pull`).
+
+Latency (skipped with --accuracy-only): starts each server of --servers (default: digits-serve
+and, for comparison, the old standard-library server; see tests/serving.py) with --model
+(default: what digits-serve loads, the app's model when it exists) on 127.0.0.1, each in its
+own process. Then, --rounds times, for each payload and client count, measures the servers in
+turn: every client (a thread with its own keep-alive connection, like a browser tab) sends
+--requests requests back to back after a short warm-up. Payloads:
 
   json 28x28   {"pixels": ...}: an MNIST-ready image; measures HTTP + JSON + the model
   png 280x280  a canvas-like drawing (dark strokes on white, RGBA PNG as canvas.toBlob makes
@@ -14,11 +19,18 @@ short warm-up. Payloads:
 
 Prints the median over the rounds of p50 / p95 / p99 / max latency in ms and of requests per
 second, and exits 1 if digits-serve's p95 with 4 clients is over its target (10 ms for json
-28x28, 25 ms for png 280x280). Then sends hand-drawn-like digits (stroke templates with random
-size, position, slant, stroke width and polarity), printed digits (the system's TrueType
-fonts) and the MNIST test set (--mnist, as JSON) to digits-serve and prints the accuracy, with
-and without the MNIST preprocessing (without: the picture only shrunk to 28x28 and inverted),
-and the share flagged "not a digit"; then that share for noise and scribbles.
+28x28, 25 ms for png 280x280).
+
+Accuracy: starts digits-serve once per model of --compare (default: the app's model and the
+pipeline's MLP) and sends each the same pictures through the same API as the page, so the same
+preprocessing: hand-drawn-like digits (stroke templates with random size, position, slant,
+stroke width and polarity) as the canvas draws them, as paper scans and light on dark; digits
+printed in every TrueType font found (the system's and matplotlib's bundled DejaVu, STIX and
+Computer Modern); a different handwriting set, scikit-learn's bundled UCI digits (1,797 8x8
+scans of 43 people's handwriting, `sklearn.datasets.load_digits`, upscaled to 128x128); and the
+MNIST test set (--mnist, as JSON). Prints one column per model: the accuracy, the accuracy
+without the MNIST preprocessing (the picture only shrunk to 28x28 and inverted) and the share
+flagged "not a digit"; then that share for noise and scribbles.
 """
 
 from __future__ import annotations
@@ -39,9 +51,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits.app.cli import DEFAULT_MODEL
 from digits.app.images import to_mnist
+from digits.app.models import APP_MODEL, PIPELINE_MODEL, default_model, describe_model
 from digits.dataset import split_path
+from digits.errors import PipelineError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
@@ -51,6 +64,7 @@ TARGET_CLIENTS = 4
 CANVAS = 280
 CANVAS_LINE_WIDTH = 22  # as in digits/app/web/draw.js
 FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
+UCI_SIZE = 128  # the 8x8 UCI scans are upscaled to this, as a phone photo of them would be
 
 
 def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, count: int = 24):
@@ -279,25 +293,92 @@ def drawn_cases(rng: np.random.Generator, per_digit: int) -> dict[str, list]:
                     ),
                 )
             )
-    fonts = sorted(
-        path
-        for folder in FONT_FOLDERS
-        for path in Path(folder).glob("*.ttf")
-        if "Math" not in path.name
-    )
-    cases[f"printed ({len(fonts)} fonts)"] = []
-    for font_path in fonts:
-        font = ImageFont.truetype(str(font_path), 200)
-        for digit in range(10):
-            image = Image.new("L", (300, 400), 255)
-            ImageDraw.Draw(image).text((150, 200), str(digit), fill=0, font=font, anchor="mm")
-            cases[f"printed ({len(fonts)} fonts)"].append((digit, image))
     return cases
+
+
+def font_files() -> list[Path]:
+    """TrueType fonts of the system (FONT_FOLDERS) and matplotlib's bundled ones (always there),
+    one per file name."""
+    import matplotlib
+
+    folders = [*map(Path, FONT_FOLDERS), Path(matplotlib.get_data_path()) / "fonts" / "ttf"]
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.ttf")):
+            found.setdefault(path.name, path)
+    return [found[name] for name in sorted(found)]
+
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def has_digits(font_path: Path) -> bool:
+    """Whether the font draws digits at '0'..'9' (its glyphs there are named zero..nine, or
+    zerooldstyle..): symbol fonts put other glyphs there (cmsy10: prime, infinity, ...) or none."""
+    from fontTools.ttLib import TTFont  # matplotlib's dependency
+
+    cmap = TTFont(font_path, lazy=True).getBestCmap() or {}
+    return all(
+        str(cmap.get(ord(str(digit)))).startswith(name) for digit, name in enumerate(DIGIT_NAMES)
+    )
+
+
+def printed_digits(font_path: Path) -> list[Image.Image]:
+    """The ten digits in black on white, 200 px tall, in the font."""
+    font = ImageFont.truetype(str(font_path), 200)
+    images = []
+    for digit in range(10):
+        image = Image.new("L", (300, 400), 255)
+        ImageDraw.Draw(image).text((150, 200), str(digit), fill=0, font=font, anchor="mm")
+        images.append(image)
+    return images
+
+
+def printed_cases() -> dict[str, list]:
+    """Every digit in every font that has digits (DejaVu Math TeX Gyre left out: a math font)."""
+    fonts = [path for path in font_files() if "Math" not in path.name and has_digits(path)]
+    cases = [(digit, image) for path in fonts for digit, image in enumerate(printed_digits(path))]
+    return {f"printed ({len(fonts)} fonts)": cases}
+
+
+def uci_cases() -> dict[str, list]:
+    """scikit-learn's bundled UCI handwritten digits (8x8, 17 grey levels, ink bright), as dark
+    ink on white paper: upscaled to UCI_SIZE and given a margin of paper (the 8x8 blocks are
+    cropped to the digit). Another set of people's handwriting than MNIST."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    cases = []
+    margin = UCI_SIZE // 4
+    for image, label in zip(digits.images, digits.target, strict=True):
+        ink = (255 - image * (255 / 16)).astype(np.uint8)
+        sheet = Image.new("L", (UCI_SIZE + 2 * margin,) * 2, 255)
+        sheet.paste(
+            Image.fromarray(ink).resize((UCI_SIZE, UCI_SIZE), Image.Resampling.BICUBIC),
+            (margin, margin),
+        )
+        cases.append((int(label), sheet))
+    return {"UCI 8x8 scans (sklearn)": cases}
 
 
 def main() -> int:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    arguments.add_argument(
+        "--model",
+        type=Path,
+        help="the model of the latency and memory runs (default: digits-serve's default)",
+    )
+    arguments.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        default=[APP_MODEL.path, PIPELINE_MODEL.path],
+        metavar="MODEL",
+        help="the models whose accuracy is compared, one column each (default: %(default)s)",
+    )
+    arguments.add_argument(
+        "--accuracy-only", action="store_true", help="the accuracy only, no latency benchmark"
+    )
     arguments.add_argument("--requests", type=int, default=500, help="per client and payload")
     arguments.add_argument("--per-digit", type=int, default=30, help="drawn digits per class")
     arguments.add_argument(
@@ -321,44 +402,76 @@ def main() -> int:
         "16-bit RGBA PNGs, then exit",
     )
     args = arguments.parse_args()
-    if not args.model.is_file():
-        raise SystemExit(f"{args.model} does not exist: run `dvc repro train` first")
+    needed = [] if args.memory else list(args.compare)
+    model = args.model
+    if not args.accuracy_only:  # the latency run's (or the memory run's) model
+        try:
+            model = model or default_model().path
+        except PipelineError as error:
+            raise SystemExit(f"error: {error}") from None
+        needed.insert(0, model)
+    for path in needed:
+        if not path.is_file():
+            how = HOW_TO_GET.get(path, "no such file")
+            raise SystemExit(f"error: {path} does not exist: {how}")
 
     if args.memory:
-        memory_report(args.model, args.servers)
+        memory_report(model, args.servers)
         return 0
-    rng = np.random.default_rng(0)
-    drawings = [canvas_png(digit, rng) for digit in range(10) for _ in range(5)]
-    payloads = {
-        "json 28x28": (
-            [pixels_json(to_mnist(Image.open(io.BytesIO(png)))) for png in drawings],
-            "application/json",
-        ),
-        "png 280x280": (drawings, "image/png"),
-    }
-    print(
-        f"model {args.model}; keep-alive clients; servers: {', '.join(args.servers)}, all "
-        f"running, measured in turn; medians of {args.rounds} rounds\n"
-    )
+    missed = []
+    if not args.accuracy_only:
+        rng = np.random.default_rng(0)
+        drawings = [canvas_png(digit, rng) for digit in range(10) for _ in range(5)]
+        payloads = {
+            "json 28x28": (
+                [pixels_json(to_mnist(Image.open(io.BytesIO(png)))) for png in drawings],
+                "application/json",
+            ),
+            "png 280x280": (drawings, "image/png"),
+        }
+        print(
+            f"model {model}; keep-alive clients; servers: {', '.join(args.servers)}, all "
+            f"running, measured in turn; medians of {args.rounds} rounds\n"
+        )
+        with contextlib.ExitStack() as stack:
+            running = {name: stack.enter_context(serving(model, name)) for name in args.servers}
+            missed = latency_report(running, payloads, args.requests, args.rounds)
+        print()
+
+    rng = np.random.default_rng(1)  # the same pictures with or without the latency run
+    cases = {**drawn_cases(rng, args.per_digit), **printed_cases(), **uci_cases()}
+    if args.mnist.is_file():
+        cases.update(mnist_cases(args.mnist))
+    scribbles = scribble_cases(rng, args.per_digit * 10)
     with contextlib.ExitStack() as stack:
-        running = {name: stack.enter_context(serving(args.model, name)) for name in args.servers}
-        missed = latency_report(running, payloads, args.requests, args.rounds)
-    with serving(args.model) as running:
-        print("\naccuracy of the real model, through the API (MNIST preprocessing / naive resize)")
-        accuracy_report(running.host, running.port, drawn_cases(rng, args.per_digit))
-        if args.mnist.is_file():
-            mnist_report(running.host, running.port, args.mnist)
+        servers = {}
+        for path in args.compare:
+            info = describe_model(path)
+            label = f"{info.name}, {info.version}"
+            print(f"model: {info.line()}")
+            servers[label] = stack.enter_context(serving(path))
+        print(
+            "\naccuracy through the API, as the page sends pictures (read: with the MNIST "
+            "preprocessing; naive: the picture only shrunk to 28x28; not a digit: flagged so)"
+        )
+        accuracy_report(servers, cases)
         print("\nthe not-a-digit signal on noise and scribbles (rule: digits/app/predict.py)")
-        not_a_digit_report(running.host, running.port, scribble_cases(rng, args.per_digit * 10))
+        not_a_digit_report(servers, scribbles)
 
     for line in missed:
         print(f"target missed: {line}")
-    if not missed:
+    if not args.accuracy_only and not missed:
         print(
             f"\ntargets met with {TARGET_CLIENTS} clients: "
             + ", ".join(f"{name} p95 <= {ms:.0f} ms" for name, ms in TARGETS_MS.items())
         )
     return 1 if missed else 0
+
+
+HOW_TO_GET = {
+    APP_MODEL.path: "`make app-model` or `dvc pull train-app`",
+    PIPELINE_MODEL.path: "`make repro` or `dvc pull`",
+}
 
 
 def latency_report(
@@ -431,69 +544,89 @@ def memory_report(model: Path, servers: list[str], clients: int = 32) -> None:
         )
 
 
-def accuracy_report(host: str, port: int, cases_by_kind: dict[str, list]) -> None:
-    """Per kind of picture: accuracy with the server's preprocessing and with a naive resize."""
-
-    def preprocessed(image: Image.Image) -> tuple[bytes, str]:
-        return png_bytes(image), "image/png"
-
-    def naive(image: Image.Image) -> tuple[bytes, str]:
-        small = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BOX))
-        grey = small.astype(np.float32) / 255
-        return pixels_json(1 - grey if np.median(grey) > 0.5 else grey), "application/json"
-
-    client = Client(host, port)
-    try:
-        for name, cases in cases_by_kind.items():
-            score, per_digit, flagged = accuracy(client, cases, preprocessed)
-            naive_score, _, _ = accuracy(client, cases, naive)
-            digits = " ".join(f"{d}:{p:.0%}" for d, p in enumerate(per_digit))
-            print(
-                f"  {name:28s} {len(cases):5d} images {score:7.1%} / {naive_score:6.1%}   "
-                f"not a digit: {flagged:5.1%}   {digits}"
-            )
-    finally:
-        client.close()
+def as_png(image: Image.Image) -> tuple[bytes, str]:
+    """What the page sends: the picture, preprocessed by the server."""
+    return png_bytes(image), "image/png"
 
 
-def mnist_report(host: str, port: int, path: Path) -> None:
+def as_naive_pixels(image: Image.Image) -> tuple[bytes, str]:
+    """The picture only shrunk to 28x28 (and inverted if it is light), sent as pixels."""
+    small = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BOX))
+    grey = small.astype(np.float32) / 255
+    return pixels_json(1 - grey if np.median(grey) > 0.5 else grey), "application/json"
+
+
+def as_pixels(image: np.ndarray) -> tuple[bytes, str]:
+    """An image already in MNIST's conventions, sent as it is."""
+    return pixels_json(image), "application/json"
+
+
+def mnist_cases(path: Path) -> dict[str, list]:
     """Real MNIST digits (already in MNIST's conventions), sent as JSON pixels."""
     with np.load(path) as split:
         images, labels = split["images"], split["labels"].argmax(axis=1)
-    client = Client(host, port)
-    try:
-        score, _, flagged = accuracy(
-            client,
-            list(zip(labels.tolist(), images, strict=True)),
-            lambda image: (pixels_json(image), "application/json"),
-        )
-    finally:
-        client.close()
-    name = f"MNIST {path.stem} (JSON)"
-    print(
-        f"  {name:28s} {len(images):5d} images {score:7.1%} /      -   not a digit: {flagged:5.1%}"
-    )
+    return {f"MNIST {path.stem} (JSON)": list(zip(labels.tolist(), images, strict=True))}
 
 
-def not_a_digit_report(host: str, port: int, cases_by_kind: dict[str, list]) -> None:
-    """Per kind of non-digit: the share flagged "not a digit" (a blank image is refused, 400)."""
-    client = Client(host, port)
-    try:
-        for name, images in cases_by_kind.items():
+COLUMN = 28  # characters per model in the tables
+
+
+def print_header(labels: list[str], columns: str) -> None:
+    """The tables' head: each model's name, then its version ("NAME, md5 ..."), then `columns`
+    under each."""
+    for part in (0, 1):
+        print(f"  {'':36s}" + "".join(f"{label.split(', ')[part]:>{COLUMN}s}" for label in labels))
+    print(f"  {'pictures':28s} {'images':>7s}" + columns * len(labels))
+
+
+def accuracy_report(servers: dict[str, ServerProcess], cases_by_kind: dict[str, list]) -> None:
+    """Per kind of picture, one column per server (model): accuracy with the server's
+    preprocessing and with a naive resize, and the share flagged "not a digit"; then the
+    accuracy per digit."""
+    print_header(list(servers), f"{'read':>9s}{'naive':>7s}{'not a digit':>12s}")
+    per_digit: dict[tuple[str, str], list[float]] = {}
+    for name, cases in cases_by_kind.items():
+        pictures = not isinstance(cases[0][1], np.ndarray)
+        cells = []
+        for label, running in servers.items():
+            # A connection per row: one left idle while the other model works would be closed.
+            client = Client(running.host, running.port)
+            try:
+                score, digits, flagged = accuracy(client, cases, as_png if pictures else as_pixels)
+                naive = accuracy(client, cases, as_naive_pixels)[0] if pictures else None
+            finally:
+                client.close()
+            naive_cell = "-" if naive is None else f"{naive:.1%}"
+            cells.append(f"{score:9.1%}{naive_cell:>7s}{flagged:12.1%}")
+            per_digit[(name, label)] = digits
+        print(f"  {name:28s} {len(cases):7d}" + "".join(cells))
+    print("\n  per digit (read)")
+    for (name, label), digits in per_digit.items():
+        shares = " ".join(f"{digit}:{share:4.0%}" for digit, share in enumerate(digits))
+        print(f"  {name:28s} {label:>{COLUMN}s}  {shares}")
+
+
+def not_a_digit_report(servers: dict[str, ServerProcess], cases_by_kind: dict[str, list]) -> None:
+    """Per kind of non-digit and server: the share flagged "not a digit" (a blank image is
+    refused, 400, and counted apart)."""
+    print_header(list(servers), f"{'not a digit':>14s}{'blank':>14s}")
+    for name, images in cases_by_kind.items():
+        cells = []
+        for running in servers.values():
             flagged = refused = 0
-            for image in images:
-                try:
-                    answer = client.predict(png_bytes(image), "image/png")
-                except RuntimeError:
-                    refused += 1
-                    continue
-                flagged += answer["not_a_digit"] is not None
-            print(
-                f"  {name:28s} {len(images):5d} images   not a digit: {flagged / len(images):6.1%}"
-                f"   refused as blank: {refused / len(images):5.1%}"
-            )
-    finally:
-        client.close()
+            client = Client(running.host, running.port)
+            try:
+                for image in images:
+                    try:
+                        answer = client.predict(png_bytes(image), "image/png")
+                    except RuntimeError:
+                        refused += 1
+                        continue
+                    flagged += answer["not_a_digit"] is not None
+            finally:
+                client.close()
+            cells.append(f"{flagged / len(images):14.1%}{refused / len(images):14.1%}")
+        print(f"  {name:28s} {len(images):7d}" + "".join(cells))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from digits.app.cli import DEFAULT_MODEL
 from digits.app.images import ImageError, decode_image, to_mnist
+from digits.app.models import PIPELINE_MODEL
 from digits.app.predict import Predictor, describe
 from digits.app.server import (
     IMAGE_TYPES,
@@ -237,7 +237,7 @@ def make_server(
 
 def main() -> int:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    arguments.add_argument("--model", type=Path, default=PIPELINE_MODEL.path)
     arguments.add_argument("--port", type=int, default=8000)
     arguments.add_argument("--quiet", action="store_true")
     args = arguments.parse_args()

@@ -1,7 +1,12 @@
 """The installed commands: `digits-predict` (image files -> digits), `digits-serve` (drawing page).
 
-    digits-predict IMAGE... [--model data/model/model.keras] [--json]
-    digits-serve [--model data/model/model.keras] [--host 127.0.0.1] [--port 8000] [--quiet]
+    digits-predict IMAGE... [--model PATH] [--json]
+    digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--quiet]
+
+Without --model both load the app's model, data/app-model/model.keras, or when it is missing the
+pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.models). Both say
+which model they load (name, md5, test accuracy): digits-serve on stdout before its URL,
+digits-predict on stderr (not with --json), and --help says which one they would load.
 
 Exit status: 0 on success, 1 when any file (or the model) could not be used, 2 for usage errors.
 """
@@ -20,29 +25,65 @@ from pathlib import Path
 import numpy as np
 
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
+from digits.app.models import (
+    APP_MODEL,
+    GET_APP_MODEL,
+    GET_PIPELINE_MODEL,
+    PIPELINE_MODEL,
+    default_model,
+    describe_model,
+)
 from digits.app.predict import Predictor, describe
 from digits.app.server import PredictionServer
 from digits.determinism import pin_cpu_kernels
 from digits.errors import PipelineError
 
-DEFAULT_MODEL = Path("data/model/model.keras")
 MODEL_HELP = (
-    "a .keras file (default: %(default)s, relative to the current folder: the train stage's "
-    "output in a clone of the pipeline, made by `dvc repro` or downloaded by `dvc pull`). "
-    "Without a clone, fetch the model with `dvc artifacts get REPO_URL digits-classifier` "
-    "and pass the downloaded model.keras here"
+    f"a .keras file, used as given. Default, relative to the current folder (a clone of the "
+    f"project): {APP_MODEL.path} ({APP_MODEL.artifact}, {APP_MODEL.role}: {GET_APP_MODEL}) "
+    f"when it exists, else {PIPELINE_MODEL.path} ({PIPELINE_MODEL.artifact}, "
+    f"{PIPELINE_MODEL.role}: {GET_PIPELINE_MODEL}). Without a clone, fetch the model with "
+    f"`dvc artifacts get REPO_URL {APP_MODEL.artifact}` and pass the downloaded model.keras here"
 )
+
+
+class ModelHelpParser(argparse.ArgumentParser):
+    """An argument parser whose --help ends with the model the command would load here (worked
+    out only when the help is shown: it reads the model file to hash it)."""
+
+    def format_help(self) -> str:
+        self.epilog = default_model_summary()
+        return super().format_help()
+
+
+def default_model_summary() -> str:
+    try:
+        choice = default_model()
+    except PipelineError as error:
+        return f"Without --model, here: {error}."
+    summary = f"Without --model, here: {describe_model(choice.path).line()}."
+    return f"{summary} {choice.note}" if choice.note else summary
+
+
+def model_to_load(given: Path | None) -> Path:
+    """--model as given (no fallback), else the default, whose note (if any) goes to stderr."""
+    if given is not None:
+        return given
+    choice = default_model()
+    if choice.note:
+        print(choice.note, file=sys.stderr)
+    return choice.path
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
     """Print the predicted digit, its probability and the top 3 for each image file."""
-    arguments = argparse.ArgumentParser(
+    arguments = ModelHelpParser(
         prog="digits-predict",
         description="Read handwritten digits from PNG or JPEG files (any size; dark ink on "
         "light paper or light ink on dark).",
     )
     arguments.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=MODEL_HELP)
+    arguments.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
     arguments.add_argument(
         "--json", action="store_true", help="print one JSON array, an object per file"
     )
@@ -61,11 +102,14 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     results: dict[int, dict] = {}
     if prepared:
         try:
+            model = model_to_load(args.model)
             pin_cpu_kernels()
-            predictor = Predictor.from_file(args.model)
+            predictor = Predictor.from_file(model)
         except PipelineError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+        if not args.json:  # which model read them; stdout keeps the results only
+            print(f"model: {describe_model(model).line()}", file=sys.stderr)
         images = np.stack(list(prepared.values()))
         probabilities = predictor.probabilities(images)
         results = {
@@ -111,11 +155,11 @@ def format_result(result: dict) -> str:
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
     """Serve the drawing page and its JSON API until interrupted."""
-    arguments = argparse.ArgumentParser(
+    arguments = ModelHelpParser(
         prog="digits-serve",
         description="Serve a page where you draw a digit and watch the model read it.",
     )
-    arguments.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=MODEL_HELP)
+    arguments.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
     arguments.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
@@ -129,18 +173,24 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
 
     release_image_memory_when_freed()
     try:
+        model = model_to_load(args.model)
         pin_cpu_kernels()
-        predictor = Predictor.from_file(args.model)  # once, before the first request
+        predictor = Predictor.from_file(model)  # once, before the first request
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    model_info = describe_model(model)
     # uvicorn's warnings (malformed requests) and, unless --quiet, one line per request.
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     try:
         # TensorFlow runs concurrent calls safely; a lock measured no faster at 4 clients.
         server = PredictionServer(
-            predictor.probabilities, args.host, args.port, log_requests=not args.quiet
+            predictor.probabilities,
+            args.host,
+            args.port,
+            log_requests=not args.quiet,
+            model_info=model_info.as_json(),
         )
     except OSError as error:
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
@@ -150,6 +200,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
             f"warning: listening on {args.host}: other machines can reach this server",
             file=sys.stderr,
         )
+    print(f"model: {model_info.line()}")
     print(f"Serving the drawing page on {server.url} (Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()  # until Ctrl+C or SIGTERM

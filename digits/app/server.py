@@ -7,6 +7,9 @@
                            conventions (ink bright on black, centred), used as is.
                            -> 200 {"digit", "probability", "probabilities": [10], "top3",
                                    "not_a_digit": null or why it does not look like a digit}
+    GET  /api/model        which model answers (when the server was given its description):
+                           -> 200 {"name", "path", "md5", "test_accuracy": number or null,
+                                   "description": one line, as digits-serve prints it}
     GET  /openapi.json     the API described in OpenAPI; GET /docs shows it (Swagger UI, which
                            the browser loads from FastAPI's CDN)
 
@@ -70,6 +73,7 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 API_PATH = "/api/predict"
+MODEL_PATH = "/api/model"
 
 # (1, 28, 28) float32 image in MNIST's conventions -> (1, 10) class probabilities.
 PredictFunction = Callable[[np.ndarray], np.ndarray]
@@ -150,8 +154,9 @@ async def read_body(request: Request) -> bytes:
     return await request.body()
 
 
-def make_app(predict: PredictFunction) -> FastAPI:
-    """The ASGI application: the page, the API and its OpenAPI description."""
+def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None) -> FastAPI:
+    """The ASGI application: the page, the API and its OpenAPI description; GET /api/model
+    answers `model_info` when it is given."""
     app = FastAPI(
         title="digits",
         summary="Read a handwritten digit from a drawing or a 28x28 MNIST-style image.",
@@ -167,6 +172,13 @@ def make_app(predict: PredictFunction) -> FastAPI:
         page = Response((web / name).read_bytes(), media_type=content_type, headers=PAGE_HEADERS)
         app.add_api_route(path, _constant(page), methods=["GET", "HEAD"], include_in_schema=False)
     allowed_methods["/openapi.json"] = allowed_methods["/docs"] = "GET, HEAD"
+    if model_info is not None:
+        allowed_methods[MODEL_PATH] = "GET"
+        described = dict(model_info)
+
+        @app.get(MODEL_PATH, summary="Which model answers: name, md5 and test accuracy")
+        async def model() -> Response:
+            return JSONResponse(described, headers={"Cache-Control": "no-store"})
 
     def answer(image: np.ndarray) -> dict:
         return describe(predict(image[np.newaxis])[0], image)
@@ -374,8 +386,8 @@ class DeadlineProtocol(H11Protocol):
 
 
 class PredictionServer:
-    """uvicorn serving `make_app(predict)` on a socket bound when made (port 0: a free port,
-    see `.url`); `serve_forever` serves it."""
+    """uvicorn serving `make_app(predict, model_info)` on a socket bound when made (port 0: a
+    free port, see `.url`); `serve_forever` serves it."""
 
     def __init__(
         self,
@@ -384,11 +396,12 @@ class PredictionServer:
         port: int = 8000,
         log_requests: bool = True,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
+        model_info: dict[str, Any] | None = None,
     ) -> None:
         self.socket = socket.create_server((host, port), backlog=1024)
         self.server_address = self.socket.getsockname()[:2]
         config = uvicorn.Config(
-            make_app(predict),
+            make_app(predict, model_info),
             http=functools.partial(DeadlineProtocol, request_timeout_s=request_timeout_s),
             lifespan="off",
             log_config=None,  # the caller's logging (digits-serve sets it up)

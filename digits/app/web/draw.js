@@ -17,6 +17,7 @@ const confidenceText = document.getElementById("confidence");
 const statusText = document.getElementById("status");
 const doubtText = document.getElementById("doubt");
 const bars = [...document.querySelectorAll("#bars .bar")];
+const modelText = document.getElementById("model");
 
 let activePointer = null; // the pointer drawing now; others (a second finger) are ignored
 let last = null;
@@ -188,4 +189,23 @@ function send() {
   }, "image/png");
 }
 
+// Which model answers (GET /api/model): a caption under the page, left hidden if unknown.
+async function showModel() {
+  try {
+    const response = await fetch("api/model");
+    if (!response.ok) return;
+    const model = await response.json();
+    const accuracy =
+      model.test_accuracy === null
+        ? "test accuracy unknown"
+        : `test accuracy ${(model.test_accuracy * 100).toFixed(2)}%`;
+    modelText.textContent = `Model: ${model.name}, md5 ${model.md5.slice(0, 8)}, ${accuracy}`;
+    modelText.title = model.description;
+    modelText.hidden = false;
+  } catch (error) {
+    // No caption: the page works without it.
+  }
+}
+
 clearPad();
+showModel();

@@ -1,0 +1,211 @@
+"""Which model the app loads by default, and what a model file is: its name, version and test
+accuracy, from what DVC recorded about it.
+
+    data/app-model/model.keras  digits-recogniser: the app's model (stage train-app, recipe
+                                digits/app/model.yaml); the default when it exists
+    data/model/model.keras      digits-classifier: the pipeline's MLP (stage train, params.yaml);
+                                the fallback, with a note saying how to get the better one
+
+Paths are relative to the current folder (a clone of the project), like dvc.yaml's; the names
+are dvc.yaml's `artifacts:` entries (tests/test_app_models.py checks both against dvc.yaml). A
+model's version is the md5 of its file (the hash dvc.lock records; the first 8 hex digits are
+shown). Its test accuracy is read from the evaluate stage's metrics file only when dvc.lock
+says that stage evaluated this very file (same md5) and wrote that very metrics file; otherwise
+it is "unknown", with the command that refreshes it. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from digits.errors import PipelineError
+
+LOCK_FILE = Path("dvc.lock")
+SHORT_MD5 = 8  # hex digits of the md5 shown as the version
+
+# How long `make app-model` trains the app's model on the reference 2-core machine, for the
+# message shown when it is missing.
+# TODO(measure): a placeholder (the sweep's cnn-augmented-14 row trained in 930 s in the
+# queue); replace it with the measured `time make app-model` of the current recipe.
+APP_MODEL_TRAINING_MINUTES = 16
+
+
+@dataclass(frozen=True)
+class ProjectModel:
+    """A model the pipeline builds: its DVC artifact name, file, stages and metrics file."""
+
+    artifact: str
+    path: Path
+    role: str
+    train_stage: str
+    evaluate_stage: str
+    metrics: Path
+
+
+APP_MODEL = ProjectModel(
+    artifact="digits-recogniser",
+    path=Path("data/app-model/model.keras"),
+    role="the app's model",
+    train_stage="train-app",
+    evaluate_stage="evaluate-app",
+    metrics=Path("metrics/app-model/evaluate.json"),
+)
+PIPELINE_MODEL = ProjectModel(
+    artifact="digits-classifier",
+    path=Path("data/model/model.keras"),
+    role="the pipeline's MLP",
+    train_stage="train",
+    evaluate_stage="evaluate",
+    metrics=Path("metrics/evaluate.json"),
+)
+PROJECT_MODELS = (APP_MODEL, PIPELINE_MODEL)
+
+GET_APP_MODEL = (
+    f"`dvc pull {APP_MODEL.train_stage}` (from the project's DVC remote) or `make app-model` "
+    f"(trains it: about {APP_MODEL_TRAINING_MINUTES} minutes on 2 cores)"
+)
+GET_PIPELINE_MODEL = "`make repro` or `dvc pull`"
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    """The model to load when --model is not given, and a note for stderr if it is not the
+    app's own."""
+
+    path: Path
+    note: str | None = None
+
+
+def default_model() -> DefaultModel:
+    """The app's model if it exists, else the pipeline's MLP (with a note); PipelineError,
+    naming both and how to get them, if neither exists."""
+    if APP_MODEL.path.exists():
+        return DefaultModel(APP_MODEL.path)
+    if PIPELINE_MODEL.path.exists():
+        return DefaultModel(
+            PIPELINE_MODEL.path,
+            f"note: {APP_MODEL.role} ({APP_MODEL.path}) is missing: using {PIPELINE_MODEL.role} "
+            f"({PIPELINE_MODEL.path}), which reads handwriting less well. Get the better one "
+            f"with {GET_APP_MODEL}.",
+        )
+    raise PipelineError(
+        f"no model: neither {APP_MODEL.path} ({APP_MODEL.role}: {GET_APP_MODEL}) nor "
+        f"{PIPELINE_MODEL.path} ({PIPELINE_MODEL.role}: {GET_PIPELINE_MODEL}) exists in this "
+        "folder. Run one of those in a clone of the project, or pass --model PATH"
+    )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the app says about a model file: name, version, test accuracy (or why unknown)."""
+
+    path: Path
+    name: str  # the artifact's name, or the file's name if the project does not know it
+    md5: str  # the full md5 of the file, as dvc.lock records it
+    accuracy: float | None  # test accuracy, when the metrics file is this file's
+    accuracy_note: str  # where the accuracy comes from, or why it is unknown
+
+    @property
+    def version(self) -> str:
+        return f"md5 {self.md5[:SHORT_MD5]}"
+
+    def line(self) -> str:
+        """'digits-recogniser (data/app-model/model.keras), md5 1a2b3c4d, test accuracy ...'"""
+        return f"{self.name} ({self.path}), {self.version}, {self.accuracy_note}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "md5": self.md5,
+            "test_accuracy": self.accuracy,
+            "description": self.line(),
+        }
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[str, Any]:
+    """dvc.lock's stages, or {} when there is no readable dvc.lock."""
+    try:
+        lock = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    return stages if isinstance(stages, dict) else {}
+
+
+def recorded_md5(stage: Any, kind: str, path: Path) -> str | None:
+    """The md5 dvc.lock recorded for `path` among a stage's deps or outs."""
+    entries = stage.get(kind) if isinstance(stage, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and Path(str(entry.get("path"))) == path:
+            return entry.get("md5")
+    return None
+
+
+def describe_model(path: Path) -> ModelInfo:
+    """Name, version and test accuracy of the model file at `path` (which must exist)."""
+    md5 = file_md5(path)
+    lock = read_lock()
+    known = next((model for model in PROJECT_MODELS if _same_file(path, model.path)), None)
+    if known is None:  # a copy (e.g. from `dvc artifacts get`): known by its content
+        known = next(
+            (
+                model
+                for model in PROJECT_MODELS
+                if md5 == recorded_md5(lock.get(model.train_stage), "outs", model.path)
+            ),
+            None,
+        )
+    if known is None:
+        name = path.name
+        note = f"test accuracy unknown: not a model that {LOCK_FILE} here records"
+        return ModelInfo(path, name, md5, None, note)
+    accuracy, note = _test_accuracy(known, md5, lock)
+    return ModelInfo(path, known.artifact, md5, accuracy, note)
+
+
+def _test_accuracy(model: ProjectModel, md5: str, lock: dict) -> tuple[float | None, str]:
+    refresh = f"run `dvc repro {model.evaluate_stage}`"
+    stage = lock.get(model.evaluate_stage)
+    if stage is None:
+        where = f"no {model.evaluate_stage} stage in {LOCK_FILE}"
+        return None, f"test accuracy unknown: {where} ({refresh})"
+    evaluated = recorded_md5(stage, "deps", model.path)
+    if evaluated != md5:
+        short = (evaluated or "none")[:SHORT_MD5]
+        return None, (
+            f"test accuracy unknown: {model.metrics} is for md5 {short}, not this file ({refresh})"
+        )
+    try:
+        written = file_md5(model.metrics)
+        metrics = json.loads(model.metrics.read_text(encoding="utf-8"))
+        accuracy = float(metrics["test"]["accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"test accuracy unknown: {model.metrics} is missing or unreadable ({refresh})"
+    if written != recorded_md5(stage, "outs", model.metrics):
+        return None, (
+            f"test accuracy unknown: {model.metrics} is not the file {LOCK_FILE} records "
+            f"({refresh})"
+        )
+    return accuracy, f"test accuracy {accuracy:.4f} ({model.metrics})"
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    try:
+        return path.resolve() == other.resolve()
+    except OSError:
+        return False

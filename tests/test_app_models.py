@@ -1,0 +1,354 @@
+"""Which model digits-predict and digits-serve load, and what they say about it (digits.app.models).
+
+Each test works in a folder laid out like a clone of the project (data/app-model/model.keras,
+data/model/model.keras, metrics/, dvc.lock) and runs there, as a person runs the commands. The
+model files are the tiny model trained for the tests (conftest.py), or any bytes where the
+file's content is all that matters (the name, md5 and accuracy need no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image, ImageDraw
+from serving import serving
+
+from digits.app.cli import predict_main, serve_main
+from digits.app.models import (
+    APP_MODEL,
+    APP_MODEL_TRAINING_MINUTES,
+    PIPELINE_MODEL,
+    PROJECT_MODELS,
+    ProjectModel,
+    default_model,
+    describe_model,
+)
+from digits.errors import PipelineError
+
+PROJECT = Path(__file__).parents[1]
+ACCURACY = {APP_MODEL: 0.9876, PIPELINE_MODEL: 0.9543}
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def lock_entry(path: Path, data: bytes) -> dict:
+    return {"path": str(path), "hash": "md5", "md5": md5(data), "size": len(data)}
+
+
+def make_clone(root: Path, models: dict[ProjectModel, bytes]) -> Path:
+    """`root` laid out as a clone after `dvc repro`: each model's file and metrics file, and a
+    dvc.lock recording them (its train stage wrote the model; its evaluate stage read it and
+    wrote the metrics)."""
+    stages = {}
+    for model, content in models.items():
+        metrics = json.dumps({"test": {"accuracy": ACCURACY[model], "loss": 0.05}}).encode()
+        for path, data in ((model.path, content), (model.metrics, metrics)):
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(data)
+        stages[model.train_stage] = {"outs": [lock_entry(model.path, content)]}
+        stages[model.evaluate_stage] = {
+            "deps": [
+                {"path": "data/processed", "hash": "md5", "md5": "0" * 32 + ".dir"},
+                lock_entry(model.path, content),
+            ],
+            "outs": [lock_entry(model.metrics, metrics)],
+        }
+    lock = {"schema": "2.0", "stages": stages}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder, the current one for the test."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def option(cmd: str, name: str) -> str:
+    """The value of `--name` in a stage's command."""
+    words = cmd.split()
+    return words[words.index(name) + 1]
+
+
+def test_the_models_are_dvc_yaml_artifacts_made_and_evaluated_by_their_stages() -> None:
+    dvc_yaml = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
+    assert {model.artifact for model in PROJECT_MODELS} == set(dvc_yaml["artifacts"])
+    for model in PROJECT_MODELS:
+        assert dvc_yaml["artifacts"][model.artifact]["path"] == str(model.path)
+        train, evaluate = (dvc_yaml["stages"][s] for s in (model.train_stage, model.evaluate_stage))
+        assert option(train["cmd"], "--model") == str(model.path)
+        assert str(model.path) in [next(iter(out)) for out in train["outs"]]
+        assert option(evaluate["cmd"], "--model") == str(model.path)
+        assert str(model.path) in evaluate["deps"]
+        assert option(evaluate["cmd"], "--metrics") == str(model.metrics)
+        assert str(model.metrics) in [next(iter(out)) for out in evaluate["outs"]]
+
+
+# --- name, version and test accuracy -----------------------------------------------------------
+
+
+def test_a_model_dvc_evaluated_has_its_name_md5_and_test_accuracy(clone: Path) -> None:
+    make_clone(clone, {APP_MODEL: b"app model", PIPELINE_MODEL: b"pipeline model"})
+
+    app, pipeline = describe_model(APP_MODEL.path), describe_model(PIPELINE_MODEL.path)
+
+    assert app.line() == (
+        f"digits-recogniser (data/app-model/model.keras), md5 {md5(b'app model')[:8]}, "
+        "test accuracy 0.9876 (metrics/app-model/evaluate.json)"
+    )
+    assert pipeline.line() == (
+        f"digits-classifier (data/model/model.keras), md5 {md5(b'pipeline model')[:8]}, "
+        "test accuracy 0.9543 (metrics/evaluate.json)"
+    )
+    assert app.as_json() == {
+        "name": "digits-recogniser",
+        "path": "data/app-model/model.keras",
+        "md5": md5(b"app model"),
+        "test_accuracy": 0.9876,
+        "description": app.line(),
+    }
+
+
+def test_metrics_of_another_model_are_stale_not_shown(clone: Path) -> None:
+    """The model was retrained (or replaced) but evaluate-app has not run since."""
+    make_clone(clone, {APP_MODEL: b"app model"})
+    APP_MODEL.path.write_bytes(b"app model, retrained")
+
+    info = describe_model(APP_MODEL.path)
+
+    assert info.accuracy is None
+    assert info.line() == (
+        f"digits-recogniser (data/app-model/model.keras), md5 {md5(b'app model, retrained')[:8]}"
+        f", test accuracy unknown: metrics/app-model/evaluate.json is for md5 "
+        f"{md5(b'app model')[:8]}, not this file (run `dvc repro evaluate-app`)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("no dvc.lock", "no evaluate-app stage in dvc.lock"),
+        ("no evaluate-app in dvc.lock", "no evaluate-app stage in dvc.lock"),
+        ("metrics deleted", "metrics/app-model/evaluate.json is missing or unreadable"),
+        ("metrics edited", "metrics/app-model/evaluate.json is not the file dvc.lock records"),
+    ],
+)
+def test_an_accuracy_dvc_lock_does_not_vouch_for_is_unknown(
+    clone: Path, change: str, reason: str
+) -> None:
+    make_clone(clone, {APP_MODEL: b"app model"})
+    lock = clone / "dvc.lock"
+    if change == "no dvc.lock":
+        lock.unlink()
+    elif change == "no evaluate-app in dvc.lock":
+        stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
+        del stages["evaluate-app"]
+        lock.write_text(yaml.safe_dump({"stages": stages}), encoding="utf-8")
+    elif change == "metrics deleted":
+        APP_MODEL.metrics.unlink()
+    else:
+        APP_MODEL.metrics.write_text(json.dumps({"test": {"accuracy": 0.999}}), encoding="utf-8")
+
+    info = describe_model(APP_MODEL.path)
+
+    assert info.name == "digits-recogniser"
+    assert info.accuracy is None
+    assert info.accuracy_note == f"test accuracy unknown: {reason} (run `dvc repro evaluate-app`)"
+
+
+def test_a_copy_is_known_by_its_content_and_any_other_file_by_its_name(
+    clone: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    make_clone(clone, {APP_MODEL: b"app model"})
+    elsewhere = tmp_path_factory.mktemp("downloads")
+    copy = elsewhere / "model.keras"  # as `dvc artifacts get ... digits-recogniser` leaves it
+    copy.write_bytes(b"app model")
+    other = elsewhere / "mine.keras"
+    other.write_bytes(b"a model of my own")
+
+    assert describe_model(copy).line() == (
+        f"digits-recogniser ({copy}), md5 {md5(b'app model')[:8]}, "
+        "test accuracy 0.9876 (metrics/app-model/evaluate.json)"
+    )
+    assert describe_model(other).line() == (
+        f"mine.keras ({other}), md5 {md5(b'a model of my own')[:8]}, "
+        "test accuracy unknown: not a model that dvc.lock here records"
+    )
+
+
+# --- the default model ------------------------------------------------------------------------
+
+
+def test_the_default_is_the_app_model_when_it_exists(clone: Path) -> None:
+    make_clone(clone, {APP_MODEL: b"app model", PIPELINE_MODEL: b"pipeline model"})
+    assert default_model().path == APP_MODEL.path
+    assert default_model().note is None
+
+
+def test_without_the_app_model_the_default_is_the_pipelines_with_a_note(clone: Path) -> None:
+    make_clone(clone, {PIPELINE_MODEL: b"pipeline model"})
+
+    choice = default_model()
+
+    assert choice.path == PIPELINE_MODEL.path
+    assert choice.note == (
+        "note: the app's model (data/app-model/model.keras) is missing: using the pipeline's "
+        "MLP (data/model/model.keras), which reads handwriting less well. Get the better one "
+        "with `dvc pull train-app` (from the project's DVC remote) or `make app-model` (trains "
+        f"it: about {APP_MODEL_TRAINING_MINUTES} minutes on 2 cores)."
+    )
+
+
+def test_without_either_model_the_error_names_both_and_how_to_get_them(clone: Path) -> None:
+    with pytest.raises(PipelineError) as error:
+        default_model()
+    message = str(error.value)
+    assert message.startswith(
+        "no model: neither data/app-model/model.keras (the app's model: `dvc pull train-app`"
+    )
+    for words in (
+        "`make app-model`",
+        "nor data/model/model.keras (the pipeline's MLP: `make repro` or `dvc pull`)",
+        "or pass --model PATH",
+    ):
+        assert words in message
+
+
+# --- digits-predict and digits-serve ----------------------------------------------------------
+
+
+def digit_png(path: Path) -> Path:
+    sheet = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(sheet).line([(60, 40), (140, 40), (90, 170)], fill=20, width=16)
+    sheet.save(path)
+    return path
+
+
+def test_predict_loads_the_app_model_by_default_and_says_which(
+    clone: Path, model_file: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # The pipeline's file is not a model at all: only loading the app's can succeed.
+    make_clone(clone, {APP_MODEL: model_file.read_bytes(), PIPELINE_MODEL: b"not a model"})
+    image = digit_png(clone / "seven.png")
+
+    assert predict_main([str(image)]) == 0
+
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{image}: ")
+    assert err == (
+        f"model: digits-recogniser (data/app-model/model.keras), md5 "
+        f"{md5(model_file.read_bytes())[:8]}, test accuracy 0.9876 "
+        "(metrics/app-model/evaluate.json)\n"
+    )
+
+    assert predict_main([str(image), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # --json: nothing but the results
+    assert [entry["file"] for entry in json.loads(out)] == [str(image)]
+
+
+def test_predict_falls_back_to_the_pipeline_model_with_a_note(
+    clone: Path, model_file: Path, capsys: pytest.CaptureFixture
+) -> None:
+    make_clone(clone, {PIPELINE_MODEL: model_file.read_bytes()})
+    image = digit_png(clone / "seven.png")
+
+    assert predict_main([str(image)]) == 0
+    out, err = capsys.readouterr()
+    note, line = err.splitlines()
+    assert note == default_model().note
+    assert line.startswith("model: digits-classifier (data/model/model.keras), md5 ")
+    assert out.startswith(f"{image}: ")
+
+    assert predict_main([str(image), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [note]  # the note still says it is not the app's model
+    assert len(json.loads(out)) == 1
+
+
+def test_without_any_model_both_commands_fail_naming_both(
+    clone: Path, capsys: pytest.CaptureFixture
+) -> None:
+    image = digit_png(clone / "seven.png")
+    for run in (lambda: predict_main([str(image)]), lambda: serve_main(["--port", "0"])):
+        assert run() == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.count("\n") == 1, err
+        assert err.startswith("error: no model: neither data/app-model/model.keras "), err
+        assert "`make repro` or `dvc pull`" in err
+
+
+def test_an_explicit_model_is_used_as_given(
+    clone: Path, model_file: Path, capsys: pytest.CaptureFixture
+) -> None:
+    make_clone(clone, {APP_MODEL: model_file.read_bytes()})
+    image = digit_png(clone / "seven.png")
+
+    # No fallback to the app's model when the file asked for is missing.
+    assert predict_main([str(image), "--model", str(PIPELINE_MODEL.path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"error: model file {PIPELINE_MODEL.path} does not exist"), err
+
+    copy = clone / "elsewhere.keras"
+    copy.write_bytes(model_file.read_bytes())
+    assert predict_main([str(image), "--model", str(copy)]) == 0
+    _, err = capsys.readouterr()
+    assert err.startswith(f"model: digits-recogniser ({copy}), md5 "), err
+
+
+@pytest.mark.parametrize("main", [predict_main, serve_main])
+def test_help_names_the_model_the_command_would_load(
+    main, clone: Path, model_file: Path, capsys: pytest.CaptureFixture
+) -> None:
+    def help_text() -> str:
+        with pytest.raises(SystemExit) as stopped:
+            main(["--help"])
+        assert stopped.value.code == 0
+        return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+
+    assert "Without --model, here: no model: neither data/app-model/model.keras" in help_text()
+
+    make_clone(clone, {PIPELINE_MODEL: model_file.read_bytes()})
+    text = help_text()
+    assert "Without --model, here: digits-classifier (data/model/model.keras), md5 " in text
+    assert "test accuracy 0.9543 (metrics/evaluate.json). note: the app's model" in text
+
+    make_clone(clone, {APP_MODEL: b"app model", PIPELINE_MODEL: model_file.read_bytes()})
+    assert (
+        f"Without --model, here: digits-recogniser (data/app-model/model.keras), md5 "
+        f"{md5(b'app model')[:8]}, test accuracy 0.9876 (metrics/app-model/evaluate.json)."
+    ) in help_text()
+
+
+def test_serve_says_which_model_before_its_url_and_answers_it(
+    clone: Path, model_file: Path
+) -> None:
+    make_clone(clone, {APP_MODEL: model_file.read_bytes(), PIPELINE_MODEL: b"not a model"})
+    expected = describe_model(APP_MODEL.path)
+
+    with serving(None, cwd=clone) as server:  # digits-serve --port 0, no --model
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        try:
+            connection.request("GET", "/api/model")
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            connection.request("GET", "/openapi.json")
+            paths = json.loads(connection.getresponse().read())["paths"]
+        finally:
+            connection.close()
+
+    assert server.said == f"model: {expected.line()}\n"
+    assert response.status == 200
+    assert answer == expected.as_json()
+    assert answer["test_accuracy"] == ACCURACY[APP_MODEL]
+    assert set(paths) == {"/api/predict", "/api/model"}
