@@ -264,7 +264,10 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
     """Load with Keras' safe_mode on (no arbitrary code from the file)."""
     if not Path(path).is_file():
-        raise PipelineError(f"model file {path} does not exist: run `dvc repro train` first")
+        raise PipelineError(
+            f"model file {path} does not exist: make it with `dvc repro` or fetch it with "
+            "`dvc pull`"
+        )
     return keras.saving.load_model(path, safe_mode=True)
 
 

@@ -277,9 +277,10 @@ def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
         assert sorted(line[3:] for line in changed) == sorted(
             ["params.yaml"] if kind == "bad-params" else ["params.yaml", INJECTED]
         ), changed  # metrics/ and plots/ untouched
-        # DVCLive's folder is a progress log, cached by DVC: `dvc checkout` restores the last good
-        # one (a failure after training leaves the failed run's epochs there).
-        project.dvc("checkout", "dvclive")
+        # DVCLive's folder is a progress log, cached by DVC: `dvc checkout --force` restores the
+        # last good one (a failure after training leaves the failed run's epochs there, which
+        # DVC has not cached, so it wants --force to drop them).
+        project.dvc("checkout", "--force", "dvclive")
         assert tree_digest(project.root / "dvclive") == good_live
 
         # Fix the cause; the next `dvc repro` finishes the job and leaves nothing behind.

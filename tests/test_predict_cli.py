@@ -135,7 +135,7 @@ def test_a_missing_model_is_one_clear_error(tmp_path: Path, capsys: pytest.Captu
 
     assert code == 1
     assert out == ""
-    assert "none.keras does not exist: run `dvc repro train` first" in err
+    assert "none.keras does not exist: make it with `dvc repro`" in err
 
 
 def test_usage_errors_exit_with_2(capsys: pytest.CaptureFixture) -> None:

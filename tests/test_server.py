@@ -628,7 +628,7 @@ def test_serve_reports_a_missing_model_and_a_busy_port(
     predictor: Predictor, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     assert serve_main(["--model", str(tmp_path / "none.keras"), "--port", "0"]) == 1
-    assert "none.keras does not exist: run `dvc repro train` first" in capsys.readouterr().err
+    assert "none.keras does not exist: make it with `dvc repro`" in capsys.readouterr().err
 
     model_path = tmp_path / "model.keras"
     save_model(predictor.model, model_path)

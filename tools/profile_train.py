@@ -32,7 +32,8 @@ from bench_frameworks import NETWORKS, train_params  # noqa: E402  (tools/ is no
 
 class Variant(NamedTuple):
     overrides: tuple[str, ...] = ()  # -S values on top of the network's
-    threads: int | None = None  # None: the pipeline's rule (digits.model.use_cpu_threads)
+    threads: int | None = None  # None: the pipeline's rule (digits.model.use_cpu_threads);
+    # else intra-op threads (inter-op 1), or 0 for TensorFlow's default (a thread per core, both)
     determinism: bool = True
     xla: bool = False  # Keras turns XLA off under op determinism: only without it
     environment: tuple[tuple[str, str], ...] = ()
@@ -47,8 +48,9 @@ COMMON = {
     "XLA (no op determinism)": Variant(determinism=False, xla=True),
 }
 FRACTIONS = {"mlp": 1.0, "cnn-augmented": 0.25}  # of the training split, unless --fraction
+EPOCHS = {"mlp": 8, "cnn-augmented": 3}  # unless --epochs
 VARIANTS = {
-    "mlp": COMMON,
+    "mlp": {**COMMON, "TensorFlow's default threads": Variant(threads=0)},
     "cnn-augmented": {
         **COMMON,
         "no augmentation": Variant(("train.augmentation.enabled=false",)),
@@ -84,7 +86,7 @@ def epoch_seconds(network: str, variant: Variant, args: argparse.Namespace) -> l
         use_cpu_threads(network_spec)
     else:
         tf.config.threading.set_intra_op_parallelism_threads(variant.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1 if variant.threads else 0)
     model = build_model(network_spec)
     if variant.xla:
         model.compile = functools.partial(model.compile, jit_compile=True)
@@ -123,7 +125,9 @@ def main() -> None:
     arguments.add_argument(
         "--fraction", type=float, help="of the training split (default: all for mlp, 0.25 for cnn)"
     )
-    arguments.add_argument("--epochs", type=int, default=3, help="the first is not counted")
+    arguments.add_argument(
+        "--epochs", type=int, help="the first is not counted (default: 8 for mlp, 3 for cnn)"
+    )
     arguments.add_argument("--networks", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     arguments.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = arguments.parse_args()
@@ -131,17 +135,18 @@ def main() -> None:
         network, name = args.worker
         print(json.dumps(epoch_seconds(network, VARIANTS[network][name], args)))
         return
-    fraction = args.fraction
-    if not 0 < (fraction or 1) <= 1 or args.epochs < 2:
+    fraction, epochs = args.fraction, args.epochs
+    if not 0 < (fraction or 1) <= 1 or (epochs or 2) < 2:
         arguments.error("--fraction must be in (0, 1] and --epochs at least 2")
 
     for network in args.networks:
         args.fraction = fraction or FRACTIONS[network]
+        args.epochs = epochs or EPOCHS[network]
         print(
             f"{network}: seconds per epoch of the whole training split "
             f"(from {args.fraction:g} of it, epochs 2-{args.epochs}, each run a fresh process)"
         )
-        print(f"  {'variant':26s} {'wall':>7s} {'cpu':>7s}  cpu/wall  wall vs pipeline")
+        print(f"  {'variant':30s} {'wall':>7s} {'cpu':>7s}  cpu/wall  wall vs pipeline")
         baseline = None
         for name in VARIANTS[network]:
             counted = run_variant(network, name, args)[1:]
@@ -149,7 +154,7 @@ def main() -> None:
             cpu = statistics.median(c for _, c in counted) / args.fraction
             baseline = baseline or wall
             print(
-                f"  {name:26s} {wall:7.2f} {cpu:7.2f}  {cpu / wall:8.2f}  {wall / baseline:9.2f}x"
+                f"  {name:30s} {wall:7.2f} {cpu:7.2f}  {cpu / wall:8.2f}  {wall / baseline:9.2f}x"
             )
 
 
