@@ -91,7 +91,11 @@ EXPERIMENTS: dict[str, Experiment] = {
     "cnn-augmented-11": Experiment("the same, 11 epochs", [*AUGMENTED_CNN, "train.epochs=11"]),
     "cnn-augmented-narrow": Experiment(
         "the same with 28 and 56 filters, 14 epochs",
-        [*AUGMENTED_CNN, "train.conv_filters=[28,56]", "train.epochs=14"],
+        [
+            *(s for s in AUGMENTED_CNN if not s.startswith("train.conv_filters=")),
+            "train.conv_filters=[28,56]",
+            "train.epochs=14",
+        ],
     ),
     "fashion-mlp": Experiment(
         "Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]
