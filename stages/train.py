@@ -40,11 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_cpu_kernels()
     seed_everything(params.seed)
     from digits.live import live_metrics_callback
-    from digits.model import Network, build_model, save_model, train_model, use_cpu_threads
+    from digits.model import Network, build_model, save_model, train_model
 
-    network = Network.from_params(params)
-    use_cpu_threads(network)
-    model = build_model(network)
+    model = build_model(Network.from_params(params))
     started = time.perf_counter()
     # Keras' progress bar on a terminal, one line per epoch in logs.
     history = train_model(
