@@ -223,21 +223,27 @@ def inject_failure(project: Project, kind: str) -> None:
         )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def repro_interrupted_with_sigint(project: Project) -> subprocess.CompletedProcess[str]:
     """`dvc repro`, and Ctrl+C (SIGINT to its process group) once train is writing outputs."""
     marker = project.base / "failure-marker"
     marker.unlink(missing_ok=True)
-    # Targeted at train: the injected code is a dep of train-app too, and a plain `dvc repro`
-    # interrupted this way hung in clean-clone CI runs (cause not found yet; README: "When a
-    # run fails").
     process = subprocess.Popen(
-        [str(VENV_BIN / "dvc"), "repro", "train"],
+        [str(VENV_BIN / "dvc"), "repro"],
         cwd=project.root,
         env={**project.env, "FAILURE_MARKER": str(marker)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, like a terminal's foreground job
+        # ... and Ctrl+C's default action, as a terminal gives it: a process started in the
+        # background by a non-interactive shell (`nohup pytest &`, some CI runners) inherits
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt, so dvc and the stage
+        # would sleep through the signal.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + DVC_TIMEOUT_S
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
