@@ -7,6 +7,7 @@ second. (The recogniser app's digits/app/predict.py loads models through it too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -75,6 +76,23 @@ class Network:
             else None,
             seed=params.seed,
         )
+
+
+def use_cpu_threads(network: Network) -> None:
+    """One thread for the MLP, TensorFlow's default (one per core) for the CNN.
+
+    The MLP's matrix products are too small to gain from a second core: handing each op
+    across threads costs more than it saves (README: "Where training time goes"). Convolutions
+    do gain. The weights are the same bit for bit with any thread count, so a process that has
+    already run TensorFlow ops (where the setting can no longer change) keeps its threads.
+    """
+    import tensorflow as tf
+
+    if network.model != "mlp":
+        return
+    with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def build_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential:
