@@ -173,11 +173,26 @@ def build_model(network: Network) -> keras.Model:
     )
 
 
+# One-cycle (Smith & Topin, 2017) with the shape of PyTorch's OneCycleLR defaults (pct_start 0.3,
+# div_factor 25): a linear warm-up over the first 30% of the steps from 1/25 of the learning
+# rate, then cosine annealing to 0.
+ONE_CYCLE_WARMUP = 0.3
+ONE_CYCLE_START_DIVISOR = 25
+
+
 def build_learning_rate(params: TrainParams, steps_per_epoch: int) -> float | LearningRateSchedule:
     """The learning rate, constant or decayed step by step over the whole run."""
     total_steps = params.epochs * steps_per_epoch
     if params.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(params.learning_rate, total_steps)
+    if params.schedule == "one-cycle":  # up from 1/25 of the rate for 30% of the run, then cosine
+        warmup_steps = round(ONE_CYCLE_WARMUP * total_steps)
+        return keras.optimizers.schedules.CosineDecay(
+            params.learning_rate / ONE_CYCLE_START_DIVISOR,
+            total_steps - warmup_steps,
+            warmup_target=params.learning_rate,
+            warmup_steps=warmup_steps,
+        )
     if params.schedule == "exponential":  # down to 1% of the initial rate at the last step
         return keras.optimizers.schedules.ExponentialDecay(params.learning_rate, total_steps, 0.01)
     return params.learning_rate
