@@ -78,18 +78,21 @@ class Network:
         )
 
 
-def use_cpu_threads(network: Network) -> None:
-    """One thread for the MLP, TensorFlow's default (one per core) for the CNN.
+def tune_tensorflow_for(network: Network) -> None:
+    """For the MLP, one thread and no graph optimiser; TensorFlow's defaults for the CNN.
 
     The MLP's matrix products are too small to gain from a second core: handing each op
-    across threads costs more than it saves (README: "Where training time goes"). Convolutions
-    do gain. The weights are the same bit for bit with any thread count, so a process that has
-    already run TensorFlow ops (where the setting can no longer change) keeps its threads.
+    across threads costs more than it saves, and Grappler's rewrites of its graph cost more
+    (at the first epoch's tracing, and per step) than they save (README: "Where training time
+    goes"). Convolutions gain from both. The weights are the same bit for bit either way, so a
+    process that has already run TensorFlow ops (where the threads can no longer change) keeps
+    its threads.
     """
     import tensorflow as tf
 
     if network.model != "mlp":
         return
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)

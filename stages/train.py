@@ -40,10 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_cpu_kernels()
     seed_everything(params.seed)
     from digits.live import live_metrics_callback
-    from digits.model import Network, build_model, save_model, train_model, use_cpu_threads
+    from digits.model import Network, build_model, save_model, train_model, tune_tensorflow_for
 
     network = Network.from_params(params)
-    use_cpu_threads(network)
+    tune_tensorflow_for(network)
     model = build_model(network)
     started = time.perf_counter()
     # Keras' progress bar on a terminal, one line per epoch in logs.

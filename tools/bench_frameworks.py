@@ -56,7 +56,7 @@ def keras_epoch_seconds(params: TrainParams, processed: Path) -> list[float]:
     process: call it in a fresh one (`--keras-worker`), as dvc runs the train stage."""
     import keras
 
-    from digits.model import Network, build_model, train_model, use_cpu_threads
+    from digits.model import Network, build_model, train_model, tune_tensorflow_for
 
     class EpochTimes(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -73,7 +73,7 @@ def keras_epoch_seconds(params: TrainParams, processed: Path) -> list[float]:
     validation = load_split(processed, "validation")
     seed_everything(params.seed)
     network = Network.from_params(params)
-    use_cpu_threads(network)
+    tune_tensorflow_for(network)
     model = build_model(network)
     times = EpochTimes()
     train_model(model, params, train, validation, verbose=0, callbacks=[times])

@@ -32,7 +32,7 @@ from bench_frameworks import NETWORKS, train_params  # noqa: E402  (tools/ is no
 
 class Variant(NamedTuple):
     overrides: tuple[str, ...] = ()  # -S values on top of the network's
-    threads: int | None = None  # None: the pipeline's rule (digits.model.use_cpu_threads);
+    threads: int | None = None  # None: the pipeline's rule (digits.model.tune_tensorflow_for);
     # else intra-op threads (inter-op 1), or 0 for TensorFlow's default (a thread per core, both)
     determinism: bool = True
     xla: bool = False  # Keras turns XLA off under op determinism: only without it
@@ -76,14 +76,14 @@ def epoch_seconds(network: str, variant: Variant, args: argparse.Namespace) -> l
     import keras
     import tensorflow as tf
 
-    from digits.model import Network, build_model, train_model, use_cpu_threads
+    from digits.model import Network, build_model, train_model, tune_tensorflow_for
 
     keras.utils.set_random_seed(params.seed)
     if variant.determinism:
         tf.config.experimental.enable_op_determinism()
     network_spec = Network.from_params(params)
     if variant.threads is None:
-        use_cpu_threads(network_spec)
+        tune_tensorflow_for(network_spec)
     else:
         tf.config.threading.set_intra_op_parallelism_threads(variant.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1 if variant.threads else 0)
