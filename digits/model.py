@@ -7,6 +7,7 @@ second. (The recogniser app's digits/app/predict.py loads models through it too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -75,6 +76,26 @@ class Network:
             else None,
             seed=params.seed,
         )
+
+
+def tune_tensorflow_for(network: Network) -> None:
+    """For the MLP, one thread and no graph optimiser; TensorFlow's defaults for the CNN.
+
+    The MLP's matrix products are too small to gain from a second core: handing each op
+    across threads costs more than it saves, and Grappler's rewrites of its graph cost more
+    (at the first epoch's tracing, and per step) than they save (README: "Where training time
+    goes"). Convolutions gain from both. The weights are the same bit for bit either way, so a
+    process that has already run TensorFlow ops (where the threads can no longer change) keeps
+    its threads.
+    """
+    import tensorflow as tf
+
+    if network.model != "mlp":
+        return
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def build_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential:
@@ -155,11 +176,26 @@ def build_model(network: Network) -> keras.Model:
     )
 
 
+# One-cycle (Smith & Topin, 2017) with the shape of PyTorch's OneCycleLR defaults (pct_start 0.3,
+# div_factor 25): a linear warm-up over the first 30% of the steps from 1/25 of the learning
+# rate, then cosine annealing to 0.
+ONE_CYCLE_WARMUP = 0.3
+ONE_CYCLE_START_DIVISOR = 25
+
+
 def build_learning_rate(params: TrainParams, steps_per_epoch: int) -> float | LearningRateSchedule:
     """The learning rate, constant or decayed step by step over the whole run."""
     total_steps = params.epochs * steps_per_epoch
     if params.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(params.learning_rate, total_steps)
+    if params.schedule == "one-cycle":  # up from 1/25 of the rate for 30% of the run, then cosine
+        warmup_steps = round(ONE_CYCLE_WARMUP * total_steps)
+        return keras.optimizers.schedules.CosineDecay(
+            params.learning_rate / ONE_CYCLE_START_DIVISOR,
+            total_steps - warmup_steps,
+            warmup_target=params.learning_rate,
+            warmup_steps=warmup_steps,
+        )
     if params.schedule == "exponential":  # down to 1% of the initial rate at the last step
         return keras.optimizers.schedules.ExponentialDecay(params.learning_rate, total_steps, 0.01)
     return params.learning_rate

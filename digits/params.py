@@ -108,8 +108,9 @@ class TrainParams(Section):
     optimizer: Literal["adam", "sgd", "rmsprop"]
     learning_rate: Annotated[float, Field(gt=0, le=10)]
     momentum: Annotated[float, Field(ge=0, lt=1)]
-    # constant, or decayed over the whole run: cosine (to 0) or exponential (to 1% at the end)
-    schedule: Literal["constant", "cosine", "exponential"]
+    # constant, or decayed over the whole run: cosine (to 0) or exponential (to 1% at the end);
+    # one-cycle: up from 1/25 of the rate over the first 30% of the run, then cosine to 0
+    schedule: Literal["constant", "cosine", "exponential", "one-cycle"]
     epochs: Annotated[int, Field(ge=1, le=1000)]
     batch_size: Annotated[int, Field(ge=1, le=65536)]
     # Stop after this many epochs without a lower validation loss and keep the best weights;

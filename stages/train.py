@@ -40,9 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_cpu_kernels()
     seed_everything(params.seed)
     from digits.live import live_metrics_callback
-    from digits.model import Network, build_model, save_model, train_model
+    from digits.model import Network, build_model, save_model, train_model, tune_tensorflow_for
 
-    model = build_model(Network.from_params(params))
+    network = Network.from_params(params)
+    tune_tensorflow_for(network)
+    model = build_model(network)
     started = time.perf_counter()
     # Keras' progress bar on a terminal, one line per epoch in logs.
     history = train_model(

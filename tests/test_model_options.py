@@ -322,7 +322,25 @@ def test_decaying_schedule_runs_over_the_whole_training(
     assert float(optimizer.learning_rate) == pytest.approx(0.02, rel=1e-6)  # at step 0
 
 
-@pytest.mark.parametrize(("schedule", "end"), [("cosine", 0.0), ("exponential", 0.01)])
+def test_one_cycle_warms_up_for_30_percent_of_the_run_then_anneals_to_zero() -> None:
+    params = tiny_train_params(schedule="one-cycle", learning_rate=0.02, epochs=10)
+    total = params.epochs * STEPS_PER_EPOCH
+    peak = round(0.3 * total)
+
+    learning_rate = build_learning_rate(params, STEPS_PER_EPOCH)
+
+    values = np.array([float(learning_rate(step)) for step in range(total + 1)])
+    assert values[0] == pytest.approx(0.02 / 25, rel=1e-6)
+    assert values.argmax() == peak
+    assert values[peak] == pytest.approx(0.02, rel=1e-6)
+    assert (np.diff(values[: peak + 1]) > 0).all()
+    assert (np.diff(values[peak:]) < 0).all()
+    assert values[total] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "end"), [("cosine", 0.0), ("exponential", 0.01), ("one-cycle", 0.0)]
+)
 def test_train_model_sizes_the_schedule_to_the_run(
     schedule: str, end: float, synthetic_data: dict
 ) -> None:

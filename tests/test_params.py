@@ -561,7 +561,7 @@ def test_unknown_schedule_lists_the_allowed_ones() -> None:
         "train",
         section("train", schedule="linear"),
         "train.schedule:",
-        "'constant', 'cosine' or 'exponential'",
+        "'constant', 'cosine', 'exponential' or 'one-cycle'",
         "(got 'linear')",
     )
 

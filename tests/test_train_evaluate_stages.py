@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TINY_TRAIN, evaluate_argv, train_argv, write_params
+from helpers import PROJECT, TINY_TRAIN, evaluate_argv, train_argv, write_params
 
 from digits.dataset import load_split
 from digits.model import HISTORY_COLUMNS
@@ -150,3 +152,35 @@ def test_a_train_run_that_fails_while_writing_keeps_the_previous_outputs(
     }
     assert json.loads(after["dvclive/metrics.json"])["step"] == 1  # the failed run's 1 epoch
     assert list(out.rglob(".*")) == []
+
+
+# What the train stage leaves TensorFlow's thread pools at, in a fresh process as under dvc.
+REPORT_THREADS = """
+import sys
+import tensorflow as tf
+from stages import train
+assert train.main(sys.argv[1:]) == 0
+print(tf.config.threading.get_intra_op_parallelism_threads(),
+      tf.config.threading.get_inter_op_parallelism_threads(),
+      tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False))
+"""
+
+
+@pytest.mark.parametrize(("model", "settings"), [("mlp", "1 1 True"), ("cnn", "0 0 False")])
+def test_the_train_stage_runs_the_mlp_on_one_thread_without_grappler(
+    processed_dir: Path, tmp_path: Path, model: str, settings: str
+) -> None:
+    # "0 0 False" is TensorFlow's default: a thread per core, Grappler's graph rewrites on. The
+    # MLP's ops are too small to share or to gain from the rewrites.
+    params = write_params(tmp_path, train={**TINY_TRAIN, "model": model})
+    argv = [str(arg) for arg in train_argv(processed_dir, tmp_path / "out", params)]
+    result = subprocess.run(
+        [sys.executable, "-c", REPORT_THREADS, *argv],
+        cwd=PROJECT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert result.stdout.splitlines()[-1] == settings, result.stderr

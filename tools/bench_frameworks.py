@@ -3,7 +3,7 @@
     make bench-torch                  # or: python tools/bench_frameworks.py --repeats 3
 
 For each network, each repeat trains once with the pipeline's own code path (digits.model's
-build_model + train_model, with the train stage's determinism settings, in a fresh
+build_model + train_model, with the train stage's determinism and thread settings, in a fresh
 process as under dvc) and once in PyTorch (tools/bench_torch.py, in build/torch-venv: PyTorch is
 not a dependency of the pipeline), one after the other. Networks: the notebook MLP for the full
 20 epochs, and the CNN of the cnn-augmented experiment for 2 epochs, of which the second is
@@ -56,7 +56,7 @@ def keras_epoch_seconds(params: TrainParams, processed: Path) -> list[float]:
     process: call it in a fresh one (`--keras-worker`), as dvc runs the train stage."""
     import keras
 
-    from digits.model import Network, build_model, train_model
+    from digits.model import Network, build_model, train_model, tune_tensorflow_for
 
     class EpochTimes(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -72,7 +72,9 @@ def keras_epoch_seconds(params: TrainParams, processed: Path) -> list[float]:
     train = load_split(processed, "train")
     validation = load_split(processed, "validation")
     seed_everything(params.seed)
-    model = build_model(Network.from_params(params))
+    network = Network.from_params(params)
+    tune_tensorflow_for(network)
+    model = build_model(network)
     times = EpochTimes()
     train_model(model, params, train, validation, verbose=0, callbacks=[times])
     return times.seconds

@@ -97,6 +97,21 @@ EXPERIMENTS: dict[str, Experiment] = {
             "train.epochs=14",
         ],
     ),
+    # A smaller network (a quarter of the convolutions' arithmetic) on the one-cycle schedule.
+    "cnn-small-one-cycle": Experiment(
+        "16 and 32 filters, Dense 128, one-cycle at 0.004, 15 epochs",
+        [
+            "train.model=cnn",
+            "train.conv_filters=[16,32]",
+            "train.convs_per_block=2",
+            "train.hidden_units=[128]",
+            "train.dropout_rate=0.25",
+            "train.schedule=one-cycle",
+            "train.learning_rate=0.004",
+            "train.augmentation.enabled=true",
+            "train.epochs=15",
+        ],
+    ),
     "fashion-mlp": Experiment(
         "Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]
     ),

@@ -32,8 +32,8 @@ from bench_frameworks import NETWORKS, train_params  # noqa: E402  (tools/ is no
 
 class Variant(NamedTuple):
     overrides: tuple[str, ...] = ()  # -S values on top of the network's
-    threads: int | None = None  # None: as the pipeline (TensorFlow's default, a thread per core);
-    # else intra-op threads (inter-op 1)
+    threads: int | None = None  # None: the pipeline's rule (digits.model.tune_tensorflow_for);
+    # else intra-op threads (inter-op 1), or 0 for TensorFlow's default (a thread per core, both)
     determinism: bool = True
     xla: bool = False  # Keras turns XLA off under op determinism: only without it
     environment: tuple[tuple[str, str], ...] = ()
@@ -50,7 +50,7 @@ COMMON = {
 FRACTIONS = {"mlp": 1.0, "cnn-augmented": 0.25}  # of the training split, unless --fraction
 EPOCHS = {"mlp": 8, "cnn-augmented": 3}  # unless --epochs
 VARIANTS = {
-    "mlp": COMMON,
+    "mlp": {**COMMON, "TensorFlow's default threads": Variant(threads=0)},
     "cnn-augmented": {
         **COMMON,
         "no augmentation": Variant(("train.augmentation.enabled=false",)),
@@ -76,15 +76,17 @@ def epoch_seconds(network: str, variant: Variant, args: argparse.Namespace) -> l
     import keras
     import tensorflow as tf
 
-    from digits.model import Network, build_model, train_model
+    from digits.model import Network, build_model, train_model, tune_tensorflow_for
 
     keras.utils.set_random_seed(params.seed)
     if variant.determinism:
         tf.config.experimental.enable_op_determinism()
     network_spec = Network.from_params(params)
-    if variant.threads is not None:
+    if variant.threads is None:
+        tune_tensorflow_for(network_spec)
+    else:
         tf.config.threading.set_intra_op_parallelism_threads(variant.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1 if variant.threads else 0)
     model = build_model(network_spec)
     if variant.xla:
         model.compile = functools.partial(model.compile, jit_compile=True)
