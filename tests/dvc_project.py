@@ -1,11 +1,12 @@
 """A copy of the pipeline, reproduced on synthetic MNIST in a new git + DVC repository, and the
 helpers that run the real `dvc` and `git` there (shared by the test modules that need them).
 
-`make_project` copies the pipeline (stages/, digits/, dvc.yaml, the Makefile and the check
-script) into a new git repository, writes small synthetic MNIST files (gzipped IDX, 300 training
-and 100 test images) into local mirror folders (MNIST's, and other ones as Fashion-MNIST's),
-pins them in data/datasets.yaml with a tiny network in params.yaml and a tiny CNN in the app's
-recipe (digits/app/model.yaml), runs the real `dvc repro` and commits the results on `main`.
+`make_project` copies both pipelines (stages/, digits/, dvc.yaml, app-model/, the Makefile and
+the check script) into a new git repository, writes small synthetic MNIST files (gzipped IDX, 300
+training and 100 test images) into local mirror folders (MNIST's, and other ones as
+Fashion-MNIST's), pins them in data/datasets.yaml with a tiny network in params.yaml and a tiny
+CNN in the app's recipe (app-model/recipe.yaml), runs the real `dvc repro --all-pipelines` and
+commits the results on `main`.
 """
 
 from __future__ import annotations
@@ -38,13 +39,25 @@ COPIED = (
     "tools/verify_outputs.py",
     "tools/experiments.py",
     "dvc.yaml",
+    "app-model",
     "pyproject.toml",
     "requirements.lock",
     "Makefile",
     ".gitignore",
     ".dvcignore",
 )
-STAGES = tuple(yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
+APP_PIPELINE = "app-model/dvc.yaml"  # the app's model: a pipeline that `dvc repro` leaves alone
+
+
+def stage_names(pipeline: str) -> tuple[str, ...]:
+    """The stages of a dvc.yaml as DVC's commands name them (`app-model/dvc.yaml:train-app`)."""
+    stages = yaml.safe_load((PROJECT / pipeline).read_text(encoding="utf-8"))["stages"]
+    return tuple(name if pipeline == "dvc.yaml" else f"{pipeline}:{name}" for name in stages)
+
+
+PIPELINE_STAGES = stage_names("dvc.yaml")  # what a plain `dvc repro` at the root runs
+TRAIN_APP, EVALUATE_APP = stage_names(APP_PIPELINE)
+STAGES = (*PIPELINE_STAGES, TRAIN_APP, EVALUATE_APP)  # `dvc repro --all-pipelines`
 DATASETS = Path("data/datasets.yaml")  # the download stage's dataset sources (mirrors, pins)
 # Small enough that `dvc repro` of the whole pipeline takes about 15 s on 2 cores.
 TRAIN_IMAGES, TEST_IMAGES = 300, 100
@@ -55,7 +68,7 @@ TINY_PARAMS = {
 }
 # The app's recipe (stage train-app) stays a CNN with augmentation, but thin and short. It differs
 # from the tiny params' MLP, so the two models never have the same bytes.
-APP_RECIPE = Path("digits/app/model.yaml")
+APP_RECIPE = Path("app-model/recipe.yaml")
 TINY_APP_RECIPE = {
     "conv_filters": [4, 8],
     "convs_per_block": 1,
@@ -98,7 +111,8 @@ class Repro:
     output: str
 
 
-def parse_repro(output: str) -> Repro:
+def parse_repro(output: str, stages: tuple[str, ...] = STAGES) -> Repro:
+    """What `dvc repro` did with each stage; it must report every one of `stages`."""
     result = Repro(
         ran=frozenset(re.findall(r"^Running stage '([^']+)'", output, re.MULTILINE)),
         skipped=frozenset(
@@ -110,7 +124,7 @@ def parse_repro(output: str) -> Repro:
         output=output,
     )
     reported = result.ran | result.skipped | result.restored
-    assert sorted(reported) == sorted(STAGES), f"dvc repro did not report every stage:\n{output}"
+    assert sorted(reported) == sorted(stages), f"dvc repro did not report every stage:\n{output}"
     return result
 
 
@@ -148,7 +162,8 @@ class Project:
         return self.run("git", *args, **kwargs).stdout
 
     def repro(self, cwd: Path | None = None) -> Repro:
-        return parse_repro(self.dvc("repro", cwd=cwd))
+        """`dvc repro --all-pipelines`: the pipeline and the app's model."""
+        return parse_repro(self.dvc("repro", "--all-pipelines", cwd=cwd))
 
     def status(self, cwd: Path | None = None) -> dict[str, Any]:
         return json.loads(self.dvc("status", "--json", cwd=cwd))
@@ -172,7 +187,7 @@ class Project:
         """Work on branch `name` (created from main if `new`); back to main afterwards."""
         self.git("checkout", "--quiet", *(["-b", name, "main"] if new else [name]))
         if not new:
-            self.dvc("checkout")  # its DVC-cached outputs too (the model, dvclive/)
+            self.dvc("checkout")  # its DVC-cached outputs too (the model, data/training-log/)
         try:
             yield self
         finally:

@@ -1,7 +1,8 @@
 """Which model digits-predict and digits-serve load, and what they say about it (digits.app.models).
 
 Each test works in a folder laid out like a clone of the project (data/app-model/model.keras,
-data/model/model.keras, metrics/, dvc.lock) and runs there, as a person runs the commands. The
+data/model/model.keras, metrics/, dvc.lock, app-model/dvc.lock) and runs there, as a person
+runs the commands. The
 model files are the tiny model trained for the tests (conftest.py), or any bytes where the
 file's content is all that matters (the name, md5 and accuracy need no TensorFlow).
 """
@@ -43,11 +44,11 @@ def lock_entry(path: Path, data: bytes) -> dict:
 
 
 def make_clone(root: Path, models: dict[ProjectModel, bytes]) -> Path:
-    """`root` laid out as a clone after `dvc repro`: each model's file and metrics file, and a
-    dvc.lock recording them (its train stage wrote the model; its evaluate stage read it and
-    wrote the metrics)."""
-    stages = {}
+    """`root` laid out as a clone after `dvc repro --all-pipelines`: each model's file and
+    metrics file, and its pipeline's lock recording them (its train stage wrote the model; its
+    evaluate stage read it and wrote the metrics)."""
     for model, content in models.items():
+        stages = {}
         metrics = json.dumps({"test": {"accuracy": ACCURACY[model], "loss": 0.05}}).encode()
         for path, data in ((model.path, content), (model.metrics, metrics)):
             (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -60,8 +61,9 @@ def make_clone(root: Path, models: dict[ProjectModel, bytes]) -> Path:
             ],
             "outs": [lock_entry(model.metrics, metrics)],
         }
-    lock = {"schema": "2.0", "stages": stages}
-    (root / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+        lock = {"schema": "2.0", "stages": stages}
+        (root / model.lock).parent.mkdir(parents=True, exist_ok=True)
+        (root / model.lock).write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
     return root
 
 
@@ -81,9 +83,12 @@ def option(cmd: str, name: str) -> str:
 def test_the_models_are_dvc_yaml_artifacts_made_and_evaluated_by_their_stages() -> None:
     dvc_yaml = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
     assert {model.artifact for model in PROJECT_MODELS} == set(dvc_yaml["artifacts"])
+    assert APP_MODEL.address("train-app") == "app-model/dvc.yaml:train-app"
+    assert PIPELINE_MODEL.address("train") == "train"
     for model in PROJECT_MODELS:
         assert dvc_yaml["artifacts"][model.artifact]["path"] == str(model.path)
-        train, evaluate = (dvc_yaml["stages"][s] for s in (model.train_stage, model.evaluate_stage))
+        stages = yaml.safe_load((PROJECT / model.pipeline).read_text(encoding="utf-8"))["stages"]
+        train, evaluate = (stages[s] for s in (model.train_stage, model.evaluate_stage))
         assert option(train["cmd"], "--model") == str(model.path)
         assert str(model.path) in [next(iter(out)) for out in train["outs"]]
         assert option(evaluate["cmd"], "--model") == str(model.path)
@@ -128,27 +133,30 @@ def test_metrics_of_another_model_are_stale_not_shown(clone: Path) -> None:
     assert info.line() == (
         f"digits-recogniser (data/app-model/model.keras), md5 {md5(b'app model, retrained')[:8]}"
         f", test accuracy unknown: metrics/app-model/evaluate.json is for md5 "
-        f"{md5(b'app model')[:8]}, not this file (run `dvc repro evaluate-app`)"
+        f"{md5(b'app model')[:8]}, not this file (run `dvc repro app-model/dvc.yaml:evaluate-app`)"
     )
 
 
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ("no dvc.lock", "no evaluate-app stage in dvc.lock"),
-        ("no evaluate-app in dvc.lock", "no evaluate-app stage in dvc.lock"),
+        ("no lock", "no evaluate-app stage in app-model/dvc.lock"),
+        ("no evaluate-app in the lock", "no evaluate-app stage in app-model/dvc.lock"),
         ("metrics deleted", "metrics/app-model/evaluate.json is missing or unreadable"),
-        ("metrics edited", "metrics/app-model/evaluate.json is not the file dvc.lock records"),
+        (
+            "metrics edited",
+            "metrics/app-model/evaluate.json is not the file app-model/dvc.lock records",
+        ),
     ],
 )
 def test_an_accuracy_dvc_lock_does_not_vouch_for_is_unknown(
     clone: Path, change: str, reason: str
 ) -> None:
     make_clone(clone, {APP_MODEL: b"app model"})
-    lock = clone / "dvc.lock"
-    if change == "no dvc.lock":
+    lock = clone / "app-model" / "dvc.lock"
+    if change == "no lock":
         lock.unlink()
-    elif change == "no evaluate-app in dvc.lock":
+    elif change == "no evaluate-app in the lock":
         stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
         del stages["evaluate-app"]
         lock.write_text(yaml.safe_dump({"stages": stages}), encoding="utf-8")
@@ -161,7 +169,9 @@ def test_an_accuracy_dvc_lock_does_not_vouch_for_is_unknown(
 
     assert info.name == "digits-recogniser"
     assert info.accuracy is None
-    assert info.accuracy_note == f"test accuracy unknown: {reason} (run `dvc repro evaluate-app`)"
+    assert info.accuracy_note == (
+        f"test accuracy unknown: {reason} (run `dvc repro app-model/dvc.yaml:evaluate-app`)"
+    )
 
 
 def test_a_copy_is_known_by_its_content_and_any_other_file_by_its_name(
@@ -180,7 +190,7 @@ def test_a_copy_is_known_by_its_content_and_any_other_file_by_its_name(
     )
     assert describe_model(other).line() == (
         f"mine.keras ({other}), md5 {md5(b'a model of my own')[:8]}, "
-        "test accuracy unknown: not a model that dvc.lock here records"
+        "test accuracy unknown: not a model that app-model/dvc.lock or dvc.lock here records"
     )
 
 
@@ -202,7 +212,8 @@ def test_without_the_app_model_the_default_is_the_pipelines_with_a_note(clone: P
     assert choice.note == (
         "note: the app's model (data/app-model/model.keras) is missing: using the pipeline's "
         "MLP (data/model/model.keras), which reads handwriting less well. Get the better one "
-        "with `dvc pull train-app` (from the project's DVC remote) or `make app-model` (trains "
+        "with `dvc pull app-model/dvc.yaml:train-app` (from the project's DVC remote) or "
+        "`make app-model` (trains "
         f"it: about {APP_MODEL_TRAINING_MINUTES} minutes on 2 cores)."
     )
 
@@ -212,7 +223,8 @@ def test_without_either_model_the_error_names_both_and_how_to_get_them(clone: Pa
         default_model()
     message = str(error.value)
     assert message.startswith(
-        "no model: neither data/app-model/model.keras (the app's model: `dvc pull train-app`"
+        "no model: neither data/app-model/model.keras (the app's model: "
+        "`dvc pull app-model/dvc.yaml:train-app`"
     )
     for words in (
         "`make app-model`",

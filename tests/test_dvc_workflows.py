@@ -257,7 +257,7 @@ def repro_interrupted_with_sigint(project: Project) -> subprocess.CompletedProce
 @pytest.mark.parametrize("kind", ["bad-params", "exception", "sigint", "sigkill"])
 def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
     good = workspace_outputs(project)
-    good_live = tree_digest(project.root / "dvclive")
+    good_live = tree_digest(project.root / "data/training-log")
     try:
         if kind == "bad-params":  # a one-character typo: epochs: "3"
             project.set_params("train", epochs="3")
@@ -289,8 +289,8 @@ def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
         # DVCLive's folder is a progress log, cached by DVC: `dvc checkout --force` restores the
         # last good one (a failure after training leaves the failed run's epochs there, which
         # DVC has not cached, so it wants --force to drop them).
-        project.dvc("checkout", "--force", "dvclive")
-        assert tree_digest(project.root / "dvclive") == good_live
+        project.dvc("checkout", "--force", "data/training-log")
+        assert tree_digest(project.root / "data/training-log") == good_live
 
         # Fix the cause; the next `dvc repro` finishes the job and leaves nothing behind.
         project.git("checkout", "--quiet", "--", INJECTED)
@@ -466,15 +466,20 @@ def test_plots_diff_main_renders_both_revisions(project: Project, tmp_path: Path
         assert all(box["loaded"] for box in plot["revisions"]), plot
 
 
-# DVC's default template loads these from a CDN; the test serves npm's copies in their place.
-CDN_STAND_INS = {
-    f"https://cdn.jsdelivr.net/npm/{library}@": PROJECT
-    / "tools/node_modules"
-    / library
-    / "build"
-    / f"{library}.min.js"
-    for library in ("vega", "vega-lite", "vega-embed")
-}
+def cdn_stand_ins(folder: Path) -> dict[str, Path]:
+    """DVC's default template loads vega, vega-lite and vega-embed from a CDN; the test serves
+    local copies in their place: vl-convert-python's bundle of all three as vega, and nothing
+    as the other two (the bundle defines them)."""
+    import vl_convert
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bundle, empty = folder / "vega-bundle.js", folder / "empty.js"
+    bundle.write_text(vl_convert.javascript_bundle(), encoding="utf-8")
+    empty.write_text("// vega-lite and vega-embed come with the bundle served as vega\n")
+    return {
+        f"https://cdn.jsdelivr.net/npm/{library}@": bundle if library == "vega" else empty
+        for library in ("vega", "vega-lite", "vega-embed")
+    }
 
 
 @pytest.mark.parametrize("command", ["show", "diff"])
@@ -495,8 +500,9 @@ def test_plots_work_in_a_fresh_clone_without_set_up(project: Project, tmp_path: 
     assert "cdn.jsdelivr.net/npm/vega@" in html, "expected DVC's default (CDN) template"
     declared = yaml.safe_load((clone / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
     data_plots = [next(iter(plot)) for plot in declared if isinstance(plot, dict)]
-    # DVCLive's plots read dvclive/, which is in DVC's cache, not in git: a clone without
-    # `dvc pull` has no data for them, and DVC gives them an empty spec. Every other one draws.
+    # DVCLive's plots read data/training-log/, which is in DVC's cache, not in git: a clone
+    # without `dvc pull` has no data for them, and DVC gives them an empty spec. Every other one
+    # draws.
     live = [name for name in data_plots if name.startswith("Live ")]
     assert live, data_plots
     all_specs = vega_specs(html)
@@ -504,7 +510,11 @@ def test_plots_work_in_a_fresh_clone_without_set_up(project: Project, tmp_path: 
     specs = {div: spec for div, spec in all_specs.items() if spec}
     assert sorted(set(all_specs) - set(specs)) == sorted(name.replace(" ", "_") for name in live)
     found, page = open_report(
-        report / "index.html", specs, {}, tmp_path / "report.png", stand_ins=CDN_STAND_INS
+        report / "index.html",
+        specs,
+        {},
+        tmp_path / "report.png",
+        stand_ins=cdn_stand_ins(tmp_path / "cdn"),
     )
     assert not page.errors, page.errors
     assert not page.blocked, page.blocked
@@ -536,10 +546,10 @@ def test_exp_run_with_a_param_and_exp_show_lists_it(project: Project):
 
 
 def test_exp_run_shows_its_progress_epoch_by_epoch(project: Project):
-    # DVCLive rewrites dvclive/ after every epoch: while `dvc exp run` trains, its per-epoch
-    # files grow and `dvc exp show` (the workspace row) has the latest epoch's metrics.
+    # DVCLive rewrites data/training-log/ after every epoch: while `dvc exp run` trains, its
+    # per-epoch files grow and `dvc exp show` (the workspace row) has the latest epoch's metrics.
     epochs = 40
-    loss_log = project.root / "dvclive/plots/metrics/train/loss.tsv"
+    loss_log = project.root / "data/training-log/plots/metrics/train/loss.tsv"
     run: subprocess.Popen[str] | None = None
     try:
         # batch_size=1: about 0.1 s an epoch on the synthetic data, long enough to watch.
@@ -565,7 +575,7 @@ def test_exp_run_shows_its_progress_epoch_by_epoch(project: Project):
                 # A read that lands while DVCLive rewrites its files gets a row with an error
                 # and no data, as a user's refresh would: the next one has the data.
                 if "data" in workspace:
-                    live = workspace["data"]["metrics"]["dvclive/metrics.json"]["data"]
+                    live = workspace["data"]["metrics"]["data/training-log/metrics.json"]["data"]
                     shown_steps.append(live["step"])
                 else:
                     unreadable.append(workspace)
@@ -578,7 +588,7 @@ def test_exp_run_shows_its_progress_epoch_by_epoch(project: Project):
         assert shown_steps, f"no mid-run `dvc exp show` had the metrics: {unreadable[-3:]}"
         assert 1 <= shown_steps[0] < epochs, shown_steps
         (name,) = re.findall(r"^Ran experiment\(s\): (\S+)$", stdout, re.MULTILINE)
-        final = metrics_of(experiments(project)[name], "dvclive/metrics.json")
+        final = metrics_of(experiments(project)[name], "data/training-log/metrics.json")
         assert final["step"] == epochs
         rows = loss_log.read_text(encoding="utf-8").splitlines()
         assert rows[0] == "step\tloss"

@@ -1,12 +1,13 @@
 """`dvc plots show` with the offline template renders every declared plot in headless Chromium.
 
 The committed plots/ and metrics/ (from a real run) and the project's dvc.yaml are copied to a
-scratch directory, the template is built from tools/node_modules by tools/build_plots_template.py,
-the real `dvc plots show` writes the report, and Chromium opens it with every non-file:// request
-aborted, so a plot only draws if vega, vega-lite and vega-embed really are inlined.
+scratch directory, the template is built from vl-convert-python's bundle by
+tools/build_plots_template.py, the real `dvc plots show` writes the report, and Chromium opens it
+with every non-file:// request aborted, so a plot only draws if vega, vega-lite and vega-embed
+really are inlined.
 
-Nothing here is skipped: CI installs Chromium and runs `npm ci --prefix tools`, so a missing
-prerequisite is a failure that says what to install.
+Nothing here is skipped: CI installs Chromium and `make setup` installs vl-convert-python, so a
+missing prerequisite is a failure that says what to install.
 """
 
 from __future__ import annotations
@@ -26,18 +27,13 @@ from chromium import OfflinePage, launched_chromium, require_chromium
 PROJECT = Path(__file__).parents[1]
 TOOLS = PROJECT / "tools"
 BUILD_TEMPLATE = TOOLS / "build_plots_template.py"
-LIBRARY_FILES = (
-    TOOLS / "node_modules/vega/build/vega.min.js",
-    TOOLS / "node_modules/vega-lite/build/vega-lite.min.js",
-    TOOLS / "node_modules/vega-embed/build/vega-embed.min.js",
-)
 DVC = Path(sys.executable).parent / "dvc"
 
 # What dvc_render treats as an image plot; every other declared file is a vega (data) plot.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".gif", ".png", ".svg"}
 DATA_SUFFIXES = {".yml", ".yaml", ".json", ".csv", ".tsv"}
 
-LIVE_DIR = "dvclive"
+LIVE_DIR = "data/training-log"  # DVCLive's folder (dvc.yaml)
 RENDER_TIMEOUT_S = 30
 MIN_SCREENSHOT_BYTES = 100_000
 
@@ -87,14 +83,17 @@ def declared_plots(dvc_yaml: Path) -> list[DeclaredPlot]:
     return plots
 
 
+def library_bundle() -> str:
+    """vega, vega-lite and vega-embed in one script, as the template inlines them."""
+    try:
+        import vl_convert
+    except ImportError:
+        pytest.fail("vl-convert-python is missing: run `make setup`", pytrace=False)
+    return vl_convert.javascript_bundle()
+
+
 def require_prerequisites():
-    missing = [str(path) for path in LIBRARY_FILES if not path.is_file()]
-    if missing:
-        pytest.fail(
-            "the vega libraries are not installed: run `npm ci --prefix tools` "
-            f"(missing {', '.join(missing)})",
-            pytrace=False,
-        )
+    library_bundle()
     if not DVC.is_file():
         pytest.fail(
             f"{DVC} is missing: install the project (`pip install -e .[dev]`)", pytrace=False
@@ -200,9 +199,9 @@ def test_offline_template_inlines_the_libraries(tmp_path: Path):
     assert "{scripts}" not in html, "DVC would put its CDN <script> tags there"
     assert "cdn.jsdelivr.net" not in html
     assert "<script src" not in html
-    for library in LIBRARY_FILES:
-        source = library.read_text(encoding="utf-8")
-        assert source[:2000] in html, f"{library.name} is not inlined"
+    bundle = library_bundle()
+    assert bundle[:2000] in html, "the libraries are not inlined"
+    assert bundle[-2000:] in html, "the libraries are not inlined whole"
 
 
 def test_committed_config_names_no_template():
@@ -217,9 +216,9 @@ def test_make_setup_points_plain_dvc_plots_show_at_the_template(project_copy: Pa
     require_prerequisites()
     shutil.copy2(PROJECT / "Makefile", project_copy / "Makefile")
     (project_copy / "tools").mkdir()
-    for name in ("build_plots_template.py", "package.json", "package-lock.json"):
-        shutil.copy2(TOOLS / name, project_copy / "tools" / name)
-    (project_copy / "tools" / "node_modules").symlink_to(TOOLS / "node_modules")
+    for name in ("__init__.py", "build_plots_template.py"):
+        if (TOOLS / name).is_file():
+            shutil.copy2(TOOLS / name, project_copy / "tools" / name)
     make = ["make", "--no-print-directory", f"BIN={DVC.parent}", f"PYTHON={sys.executable}"]
 
     run([*make, "plots-template"], cwd=project_copy)
@@ -233,7 +232,7 @@ def test_make_setup_points_plain_dvc_plots_show_at_the_template(project_copy: Pa
     for plot in declared_plots(project_copy / "dvc.yaml"):
         if plot.kind == "vega":
             assert f"vegaEmbed('#{plot.div_id}', spec)" in html
-    assert LIBRARY_FILES[-1].read_text(encoding="utf-8")[:2000] in html
+    assert library_bundle()[:2000] in html
 
 
 def test_report_renders_every_declared_plot_offline(project_copy: Path, tmp_path: Path):

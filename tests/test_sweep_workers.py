@@ -133,7 +133,7 @@ def test_parallel_workers_share_a_sweep_that_equals_a_sequential_run(
         assert metrics_of(shown[name], "metrics/evaluate.json") == metrics_of(
             experiments(project, cwd=worker)[name], "metrics/evaluate.json"
         )
-        project.dvc("exp", "apply", name, cwd=fresh)  # its model and dvclive/, as trained
+        project.dvc("exp", "apply", name, cwd=fresh)  # its model and data/training-log/, as trained
         for output in ("data/model", "dvclive"):
             assert tree_digest(fresh / output) == tree_digest(worker / output), (name, output)
     parallel_table = table(project, fresh, timings)

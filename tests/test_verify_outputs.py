@@ -149,23 +149,33 @@ def test_changed_results_fail_naming_every_difference(repo: Path):
 
 
 def test_the_app_models_results_are_checked_too(repo: Path):
-    """metrics/app-model/ and plots/app-model/ (stages train-app, evaluate-app): not declared
-    as DVC metrics, but committed results all the same."""
+    """The app's model has a pipeline of its own: its lock (app-model/dvc.lock) and its
+    metrics/app-model/ and plots/app-model/ (not declared as DVC metrics, but committed results
+    all the same)."""
+    (repo / "app-model").mkdir()
     (repo / "metrics" / "app-model").mkdir()
     (repo / "plots" / "app-model").mkdir()
+    app_lock = repo / "app-model" / "dvc.lock"
     app_metrics = repo / "metrics" / "app-model" / "evaluate.json"
     app_history = repo / "plots" / "app-model" / "history.csv"
+    app_lock.write_text(yaml.safe_dump(lock(), sort_keys=False), encoding="utf-8")
     app_metrics.write_text(json.dumps({"test": {"accuracy": 0.995}}), encoding="utf-8")
     app_history.write_text("epoch,loss\n1,0.2\n")
     git(repo, "add", "--all")
     git(repo, "commit", "--quiet", "-m", "the app's model")
+    app_lock.write_text(
+        yaml.safe_dump(lock(model_md5=OTHER_MD5), sort_keys=False), encoding="utf-8"
+    )
     app_metrics.write_text(json.dumps({"test": {"accuracy": 0.994}}), encoding="utf-8")
     app_history.write_text("epoch,loss\n1,0.3\n")
 
     result = check(repo, "--strict")
 
     assert result.returncode == 1
+    assert "app-model/dvc.lock, metrics/, plots/" in result.stderr.splitlines()[1]
     assert [line.strip() for line in result.stderr.splitlines()[2:]] == [
+        f"app-model/dvc.lock: stage 'train': out data/model/model.keras: md5 {MODEL_MD5} -> "
+        f"{OTHER_MD5}",
         "metrics/app-model/evaluate.json: test.accuracy: 0.995 -> 0.994",
         "plots/app-model/history.csv: content differs (1 of 2 lines)",
     ]

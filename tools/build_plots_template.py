@@ -1,32 +1,27 @@
 """Build an offline HTML template for `dvc plots show`.
 
 DVC's default template loads vega, vega-lite and vega-embed from a public CDN, so offline every
-plot stays blank. This script inlines the classic (UMD) builds installed by `npm ci` in tools/
-into a template that DVC fills in: dvc_render replaces the literal `{plot_divs}` (and, if
-present, `{scripts}` and `{refresh_tag}`) with str.replace, not str.format, so braces elsewhere
-need no escaping. The template has no `{scripts}` placeholder on purpose: that is where DVC
-would put the CDN <script> tags.
+plot stays blank. This script inlines the three libraries into a template that DVC fills in,
+taking them from the PyPI package vl-convert-python (a locked dev dependency), so set-up needs
+Python alone: `vl_convert.javascript_bundle()` is one script with all three and their
+dependencies, whose default snippet sets `window.vegaEmbed`, `window.vegaLite` and
+`window.vega`. It runs as a classic script, before DVC's inline plot scripts call `vegaEmbed`;
+it is wrapped in a function so that none of its top-level names can collide with theirs.
 
-Usage: python tools/build_plots_template.py build/plots_template.html
+dvc_render replaces the literal `{plot_divs}` (and, if present, `{scripts}` and `{refresh_tag}`)
+with str.replace, not str.format, so braces elsewhere need no escaping. The template has no
+`{scripts}` placeholder on purpose: that is where DVC would put the CDN <script> tags.
+
+Usage: python -m tools.build_plots_template build/plots_template.html
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
-
-TOOLS_DIR = Path(__file__).resolve().parent
-NODE_MODULES = TOOLS_DIR / "node_modules"
-
-# Load order matters: vega-lite needs the `vega` global, vega-embed needs both.
-LIBRARIES = (
-    ("vega", "build/vega.min.js"),
-    ("vega-lite", "build/vega-lite.min.js"),
-    ("vega-embed", "build/vega-embed.min.js"),
-)
 
 # Placeholders dvc_render substitutes; none may appear inside the inlined libraries.
 DVC_PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
@@ -37,8 +32,13 @@ PAGE = """<!DOCTYPE html>
     <meta charset="utf-8">
     {refresh_tag}
     <title>DVC plots</title>
-    <!-- {versions}: inlined by tools/build_plots_template.py, no network needed -->
-{library_scripts}
+    <!-- vega, vega-lite and vega-embed from {bundle}: inlined by tools/build_plots_template.py,
+         no network needed -->
+    <script type="text/javascript">
+(function () {{
+{library}
+}})();
+    </script>
     <style>
         table {{
             border-spacing: 15px;
@@ -53,47 +53,34 @@ PAGE = """<!DOCTYPE html>
 
 
 class BuildError(Exception):
-    """A library is missing or unusable; the message says what to do."""
+    """The libraries are missing or unusable; the message says what to do."""
 
 
-def _library_version(package_dir: Path) -> str:
+def library_bundle() -> tuple[str, str]:
+    """('vl-convert-python 1.9.0', the script that defines vegaEmbed, vegaLite and vega)."""
     try:
-        return json.loads((package_dir / "package.json").read_text(encoding="utf-8"))["version"]
-    except (OSError, ValueError, KeyError):
-        return "unknown"
-
-
-def _read_library(name: str, relpath: str) -> tuple[str, str]:
-    package_dir = NODE_MODULES / name
-    path = package_dir / relpath
-    if not path.is_file():
-        raise BuildError(f"{path} is missing: run `npm ci` in tools/ (or `npm ci --prefix tools`)")
-    source = path.read_text(encoding="utf-8")
-    # The source map is not shipped with the page; drop the reference so browsers don't ask.
-    lines = source.rstrip("\n").split("\n")
-    if lines and lines[-1].startswith("//# sourceMappingURL="):
-        lines.pop()
-    source = "\n".join(lines)
+        import vl_convert
+    except ImportError:
+        raise BuildError(
+            "vl-convert-python is not installed: run `make setup` "
+            "(or `pip install -r requirements.lock`)"
+        ) from None
+    name = f"vl-convert-python {metadata.version('vl-convert-python')}"
+    source = vl_convert.javascript_bundle()
+    if "window.vegaEmbed" not in source:
+        raise BuildError(f"{name}: its bundle does not define window.vegaEmbed")
     if "</script" in source.lower():
-        raise BuildError(f"{path} contains '</script' and cannot be inlined in a <script> tag")
+        raise BuildError(f"{name}: its bundle contains '</script' and cannot be inlined")
     for placeholder in DVC_PLACEHOLDERS:
         if placeholder in source:
-            raise BuildError(f"{path} contains DVC's placeholder {placeholder!r}")
-    return f"{name}@{_library_version(package_dir)}", source
+            raise BuildError(f"{name}: its bundle contains DVC's placeholder {placeholder!r}")
+    return name, source
 
 
 def build_template() -> str:
-    versions = []
-    scripts = []
-    for name, relpath in LIBRARIES:
-        version, source = _read_library(name, relpath)
-        versions.append(version)
-        scripts.append(f'    <script type="text/javascript">\n{source}\n    </script>')
+    bundle, library = library_bundle()
     return PAGE.format(
-        refresh_tag="{refresh_tag}",
-        plot_divs="{plot_divs}",
-        versions=", ".join(versions),
-        library_scripts="\n".join(scripts),
+        refresh_tag="{refresh_tag}", plot_divs="{plot_divs}", bundle=bundle, library=library
     )
 
 
@@ -112,7 +99,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1].startswith("-"):
-        print(f"usage: {Path(argv[0]).name} OUTPUT.html", file=sys.stderr)
+        print("usage: python -m tools.build_plots_template OUTPUT.html", file=sys.stderr)
         return 2
     try:
         text = build_template()

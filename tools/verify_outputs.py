@@ -1,7 +1,8 @@
 """Fail if the pipeline's results in the working tree differ from the committed ones.
 
-Run after `dvc repro --force` (`make verify` does both): if every stage reproduced its outputs
-bit for bit, dvc.lock, metrics/ and plots/ are exactly as committed. Otherwise this says what
+Run after `dvc repro --force --all-pipelines` (`make verify` does both): if every stage
+reproduced its outputs bit for bit, both locks (dvc.lock, app-model/dvc.lock), metrics/ and
+plots/ are exactly as committed. Otherwise this says what
 differs, so a failed check can be acted on without digging through a diff:
 
     dvc.lock: stage 'train': out data/model/model.keras: md5 7bf20bcb… -> c945d6eb…
@@ -33,8 +34,8 @@ from typing import Any
 
 import yaml
 
-LOCK_FILE = "dvc.lock"
-CHECKED_PATHS = (LOCK_FILE, "metrics", "plots")
+LOCK_FILES = ("dvc.lock", "app-model/dvc.lock")  # the pipeline's and the app model's
+CHECKED_PATHS = (*LOCK_FILES, "metrics", "plots")
 # What dvc.lock records about each dep and out; any change in one of these is a difference.
 HASH_FIELDS = ("md5", "size", "nfiles", "hash")
 METRICS_SUFFIXES = (".json", ".yaml", ".yml")
@@ -200,19 +201,17 @@ def diff_file(path: str, old: bytes | None, new: bytes | None) -> list[str]:
 
 
 def report(root: Path, rev: str) -> list[str]:
-    """Every difference between the working tree and `rev` in dvc.lock, metrics/ and plots/."""
+    """Every difference between the working tree and `rev` in the locks, metrics/ and plots/."""
     lines = []
     for path in changed_paths(root, rev):
         old = committed_bytes(root, rev, path)
         file = root / path
         new = file.read_bytes() if file.is_file() else None
-        if path == LOCK_FILE:
-            lock_lines = diff_lock(
-                _load_yaml(old, f"{rev}:{LOCK_FILE}"), _load_yaml(new, LOCK_FILE)
-            )
-            lines += [f"{LOCK_FILE}: {line}" for line in lock_lines]
+        if path in LOCK_FILES:
+            lock_lines = diff_lock(_load_yaml(old, f"{rev}:{path}"), _load_yaml(new, path))
+            lines += [f"{path}: {line}" for line in lock_lines]
             if not lock_lines and old != new:
-                lines.append(f"{LOCK_FILE}: text differs, recorded hashes are the same")
+                lines.append(f"{path}: text differs, recorded hashes are the same")
         else:
             lines += diff_file(path, old, new)
     return lines
@@ -233,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckError as error:
         print(f"verify_outputs: {error}", file=sys.stderr)
         return 2
-    checked = ", ".join(f"{p}/" if p != LOCK_FILE else p for p in CHECKED_PATHS)
+    checked = ", ".join(p if p in LOCK_FILES else f"{p}/" for p in CHECKED_PATHS)
     if not differences:
         print(f"Reproducibility check passed: {checked} match {args.rev}.")
         return 0

@@ -1,8 +1,9 @@
 """Which model the app loads by default, and what a model file is: its name, version and test
 accuracy, from what DVC recorded about it.
 
-    data/app-model/model.keras  digits-recogniser: the app's model (stage train-app, recipe
-                                digits/app/model.yaml); the default when it exists
+    data/app-model/model.keras  digits-recogniser: the app's model (app-model/dvc.yaml's
+                                train-app, recipe app-model/recipe.yaml); the default when it
+                                exists
     data/model/model.keras      digits-classifier: the pipeline's MLP (stage train, params.yaml);
                                 the fallback, with a note saying how to get the better one
 
@@ -26,7 +27,6 @@ import yaml
 
 from digits.errors import PipelineError
 
-LOCK_FILE = Path("dvc.lock")
 SHORT_MD5 = 8  # hex digits of the md5 shown as the version
 
 # How long `make app-model` trains the app's model on the reference 2-core machine, for the
@@ -38,20 +38,31 @@ APP_MODEL_TRAINING_MINUTES = "10 to 16"
 
 @dataclass(frozen=True)
 class ProjectModel:
-    """A model the pipeline builds: its DVC artifact name, file, stages and metrics file."""
+    """A model the pipeline builds: its DVC artifact name, file, stages (in the pipeline file
+    `pipeline`, whose lock sits beside it) and metrics file."""
 
     artifact: str
     path: Path
     role: str
+    pipeline: Path
     train_stage: str
     evaluate_stage: str
     metrics: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.pipeline.with_name("dvc.lock")
+
+    def address(self, stage: str) -> str:
+        """How DVC commands name the stage: `train`, or `app-model/dvc.yaml:train-app`."""
+        return stage if self.pipeline == Path("dvc.yaml") else f"{self.pipeline}:{stage}"
 
 
 APP_MODEL = ProjectModel(
     artifact="digits-recogniser",
     path=Path("data/app-model/model.keras"),
     role="the app's model",
+    pipeline=Path("app-model/dvc.yaml"),
     train_stage="train-app",
     evaluate_stage="evaluate-app",
     metrics=Path("metrics/app-model/evaluate.json"),
@@ -60,6 +71,7 @@ PIPELINE_MODEL = ProjectModel(
     artifact="digits-classifier",
     path=Path("data/model/model.keras"),
     role="the pipeline's MLP",
+    pipeline=Path("dvc.yaml"),
     train_stage="train",
     evaluate_stage="evaluate",
     metrics=Path("metrics/evaluate.json"),
@@ -67,7 +79,8 @@ PIPELINE_MODEL = ProjectModel(
 PROJECT_MODELS = (APP_MODEL, PIPELINE_MODEL)
 
 GET_APP_MODEL = (
-    f"`dvc pull {APP_MODEL.train_stage}` (from the project's DVC remote) or `make app-model` "
+    f"`dvc pull {APP_MODEL.address(APP_MODEL.train_stage)}` (from the project's DVC remote) "
+    "or `make app-model` "
     f"(trains it: about {APP_MODEL_TRAINING_MINUTES} minutes on 2 cores)"
 )
 GET_PIPELINE_MODEL = "`make repro` or `dvc pull`"
@@ -137,8 +150,8 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_lock(path: Path = LOCK_FILE) -> dict[str, Any]:
-    """dvc.lock's stages, or {} when there is no readable dvc.lock."""
+def read_lock(path: Path) -> dict[str, Any]:
+    """A dvc.lock's stages, or {} when there is no readable lock file at `path`."""
     try:
         lock = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -159,30 +172,30 @@ def recorded_md5(stage: Any, kind: str, path: Path) -> str | None:
 def describe_model(path: Path) -> ModelInfo:
     """Name, version and test accuracy of the model file at `path` (which must exist)."""
     md5 = file_md5(path)
-    lock = read_lock()
     known = next((model for model in PROJECT_MODELS if _same_file(path, model.path)), None)
     if known is None:  # a copy (e.g. from `dvc artifacts get`): known by its content
         known = next(
             (
                 model
                 for model in PROJECT_MODELS
-                if md5 == recorded_md5(lock.get(model.train_stage), "outs", model.path)
+                if md5
+                == recorded_md5(read_lock(model.lock).get(model.train_stage), "outs", model.path)
             ),
             None,
         )
     if known is None:
-        name = path.name
-        note = f"test accuracy unknown: not a model that {LOCK_FILE} here records"
-        return ModelInfo(path, name, md5, None, note)
-    accuracy, note = _test_accuracy(known, md5, lock)
+        locks = " or ".join(sorted({str(model.lock) for model in PROJECT_MODELS}))
+        note = f"test accuracy unknown: not a model that {locks} here records"
+        return ModelInfo(path, path.name, md5, None, note)
+    accuracy, note = _test_accuracy(known, md5, read_lock(known.lock))
     return ModelInfo(path, known.artifact, md5, accuracy, note)
 
 
 def _test_accuracy(model: ProjectModel, md5: str, lock: dict) -> tuple[float | None, str]:
-    refresh = f"run `dvc repro {model.evaluate_stage}`"
+    refresh = f"run `dvc repro {model.address(model.evaluate_stage)}`"
     stage = lock.get(model.evaluate_stage)
     if stage is None:
-        where = f"no {model.evaluate_stage} stage in {LOCK_FILE}"
+        where = f"no {model.evaluate_stage} stage in {model.lock}"
         return None, f"test accuracy unknown: {where} ({refresh})"
     evaluated = recorded_md5(stage, "deps", model.path)
     if evaluated != md5:
@@ -198,7 +211,7 @@ def _test_accuracy(model: ProjectModel, md5: str, lock: dict) -> tuple[float | N
         return None, f"test accuracy unknown: {model.metrics} is missing or unreadable ({refresh})"
     if written != recorded_md5(stage, "outs", model.metrics):
         return None, (
-            f"test accuracy unknown: {model.metrics} is not the file {LOCK_FILE} records "
+            f"test accuracy unknown: {model.metrics} is not the file {model.lock} records "
             f"({refresh})"
         )
     return accuracy, f"test accuracy {accuracy:.4f} ({model.metrics})"
