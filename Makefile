@@ -1,21 +1,4 @@
-# make repro  - set up .venv from the lock file and run the whole pipeline (dvc repro)
-# make app-model - set up, then build the app's model only (dvc repro evaluate-app: the data
-#               stages, train-app and evaluate-app), for digits-predict and digits-serve
-# make test   - set up, then lint and run the whole test suite
-# make verify - rerun every stage from scratch; fail if dvc.lock, metrics/ or plots/ change
-#               (off the reference platform: report only; STRICT=1 fails there too)
-# make plots  - write the HTML report of every plot to build/plots (works offline)
-# make bench  - time plain model.fit against the pipeline's training on the real data
-# make bench-torch - the pipeline's training against plain PyTorch (PyTorch in build/torch-venv)
-# make profile-train - where training time goes: one setting changed at a time, per epoch
-# make serve  - the drawing page on http://127.0.0.1:8000/ (needs a model: make app-model)
-# make bench-serve - API latency with 1 and 4 clients, and the accuracy of the app's model and
-#               the pipeline's MLP on drawn, printed and scanned digits (needs both models)
-# make test-fast - lint and the tests not marked slow
-# make check-wheels - ask PyPI whether every locked package has a wheel for every platform
-# make check-lock - fail unless requirements.lock is what make lock makes of pyproject.toml
-# make lock   - re-resolve requirements.lock for every platform (keeps its pins; UPGRADE=1: newest)
-# make python - which Python make would create .venv with
+# `make help` lists the targets and what each does (from the `## ` comments below).
 
 # The interpreter for .venv: PYTHON=... if given, else the first of these on PATH.
 PYTHONS := python3.11 python3.12 python3.13
@@ -36,10 +19,17 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup plots-template repro app-model test test-fast lint format verify plots bench \
-	bench-torch profile-train serve bench-serve lock check-wheels check-lock python clean
+.DEFAULT_GOAL := help
+.PHONY: help setup plots-template repro app-model prerequisites test test-fast lint format verify \
+	plots docs bench bench-torch profile-train serve bench-serve lock check-wheels check-lock \
+	python clean
 
-setup: $(STAMP) plots-template
+# Every target with a `## ` comment is listed by `make help`, in this file's order.
+help: ## list the targets and what each does
+	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-z][a-z-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' \
+	  $(MAKEFILE_LIST)
+
+setup: $(STAMP) plots-template ## create .venv from requirements.lock (once; again when it changes)
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -51,56 +41,56 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# The offline report template: DVC's, with vega, vega-lite and vega-embed inlined from npm, so
-# `dvc plots show` renders without a CDN. It is set in the git-ignored .dvc/config.local, never
-# in the committed .dvc/config: a clone that has not run this (or has no npm) uses DVC's own
-# template, which loads the three libraries from a CDN.
-plots-template:
-	@if command -v npm >/dev/null 2>&1; then \
-	  $(MAKE) --no-print-directory $(PLOTS_TEMPLATE) && \
-	  { grep -qs html_template .dvc/config.local || \
-	    $(BIN)/dvc config --local plots.html_template ../$(PLOTS_TEMPLATE); }; \
-	else \
-	  echo "npm not found: dvc plots show will use DVC's default template (vega from a CDN)"; \
-	fi
+# The offline report template: DVC's, with vega, vega-lite and vega-embed inlined from the locked
+# vl-convert-python, so `dvc plots show` renders without a CDN. It is set in the git-ignored
+# .dvc/config.local, never in the committed .dvc/config: a clone that has not run this uses
+# DVC's own template, which loads the three libraries from a CDN.
+plots-template: $(PLOTS_TEMPLATE)
+	@grep -qs html_template .dvc/config.local || \
+	  $(BIN)/dvc config --local plots.html_template ../$(PLOTS_TEMPLATE)
 
-tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
-	npm ci --prefix tools --omit=optional --no-audit --no-fund
+$(PLOTS_TEMPLATE): tools/build_plots_template.py $(STAMP)
+	$(BIN)/python -m tools.build_plots_template $@
 
-$(PLOTS_TEMPLATE): tools/build_plots_template.py tools/node_modules/.package-lock.json
-	$(PYTHON) tools/build_plots_template.py $@
-
-repro: setup
+repro: setup ## set up, then run the pipeline: dvc repro (MNIST_MIRROR=folder or URL)
 	$(BIN)/dvc repro
 
-app-model: setup
-	$(BIN)/dvc repro evaluate-app
+app-model: setup ## set up, then build the app's model: dvc repro app-model/dvc.yaml
+	$(BIN)/dvc repro app-model/dvc.yaml
 
-lint: setup
+# The system packages the tests need (Chromium, sshd, shellcheck): checked with the standard
+# library before anything is installed, so that a missing one stops `make test` in a second.
+prerequisites: ## check the system packages make test needs; say how to install any missing
+	@$(PYTHON) -m tools.check_prerequisites
+
+lint: setup ## ruff: lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: setup
+format: setup ## ruff: format the code and fix what it can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: prerequisites lint ## set up, then lint and run the whole test suite
 	$(BIN)/python -m pytest
 
-test-fast: lint
+test-fast: lint ## lint and the tests not marked slow (no browser, no sshd needed)
 	$(BIN)/python -m pytest -m "not slow"
 
-check-wheels: setup
+check-wheels: setup ## ask PyPI whether every locked package has a wheel for every platform
 	$(BIN)/python tools/check_wheels.py
 
-verify: setup
-	$(BIN)/dvc repro --force
+verify: setup ## rerun both pipelines from scratch; fail if a lock, metrics/ or plots/ change
+	$(BIN)/dvc repro --force --all-pipelines
 	$(BIN)/python tools/verify_outputs.py $(if $(STRICT),--strict)
 
-plots: setup
+plots: setup ## write the HTML report of every plot to build/plots (works offline)
 	$(BIN)/dvc plots show -o build/plots
 
-bench: setup
+docs: setup ## build the documentation site into build/site
+	$(BIN)/mkdocs build --strict
+
+bench: setup ## time plain model.fit against the pipeline's training on the real data
 	$(BIN)/python tools/bench_train.py
 
 # PyTorch only for the comparison, in its own venv: never a dependency of the pipeline. pip takes
@@ -113,16 +103,16 @@ build/torch-venv/.installed-$(TORCH_VERSION):
 	  torch==$(TORCH_VERSION) numpy
 	touch $@
 
-bench-torch: setup build/torch-venv/.installed-$(TORCH_VERSION)
+bench-torch: setup build/torch-venv/.installed-$(TORCH_VERSION) ## the training against PyTorch
 	$(BIN)/python tools/bench_frameworks.py
 
-profile-train: setup
+profile-train: setup ## where training time goes: one setting changed at a time, per epoch
 	$(BIN)/python tools/profile_train.py
 
-serve: setup
+serve: setup ## the drawing page on http://127.0.0.1:8000/
 	$(BIN)/digits-serve
 
-bench-serve: setup
+bench-serve: setup ## the server's latency with 1 and 4 clients, and its accuracy
 	$(BIN)/python tools/bench_serve.py
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
@@ -139,21 +129,21 @@ $(UV):
 UV_COMPILE = $(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command 'make lock' --quiet --output-file
 
-lock: $(UV)
+lock: $(UV) ## re-resolve requirements.lock for every platform (UPGRADE=1: newest versions)
 	$(UV_COMPILE) requirements.lock $(if $(UPGRADE),--upgrade)
 
 # requirements.lock is exactly what make lock makes of pyproject.toml, with the hashes PyPI has
 # for its versions: not edited by hand, and not left behind by a change to the dependencies.
 # (uv reuses the hashes of a preferred version from the output file, so they are left out.)
-check-lock: $(UV)
+check-lock: $(UV) ## fail unless requirements.lock is what make lock makes of pyproject.toml
 	sed -e '/--hash=/d' -e 's/ \\$$//' requirements.lock > build/requirements.lock.check
 	$(UV_COMPILE) build/requirements.lock.check
 	diff -u requirements.lock build/requirements.lock.check \
 	  || { echo "requirements.lock is not what make lock makes: run make lock" >&2; exit 1; }
 
-python:
+python: ## which Python make would create .venv with
 	@$(PYTHON) -c '$(SAY_PYTHON)'
 
-clean:
+clean: ## remove .venv, build/ and the caches
 	-test ! -x $(BIN)/dvc || $(BIN)/dvc config --local --unset plots.html_template 2>/dev/null
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

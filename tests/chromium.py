@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; GitHub's Ubuntu runners have one there too
+from tools.check_prerequisites import chromium_path
+
+# Debian's /usr/bin/chromium (GitHub's Ubuntu runners have one there too), or $CHROMIUM.
+CHROMIUM = chromium_path()
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -28,7 +31,7 @@ def require_chromium() -> None:
     """Fail (never skip) with what to install when Chromium or Playwright is missing."""
     if not CHROMIUM.is_file():
         pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`)",
+            f"{CHROMIUM} is missing: install Chromium (`make prerequisites` says how)",
             pytrace=False,
         )
     try:

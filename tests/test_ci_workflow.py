@@ -73,9 +73,12 @@ def test_ci_workflow_tests_verifies_and_reports_on_pull_requests():
     assert str(python["with"]["python-version"]) == "3.11"
     assert python["with"]["cache"] == "pip"
     assert "requirements.lock" in python["with"]["cache-dependency-path"]
-    # make setup installs from requirements.lock; make test and make verify are the README's and
-    # .ci/run's commands, in that order.
-    assert commands.index("make test") < commands.index("make verify")
+    # make setup installs from requirements.lock; make repro, make test and make verify are the
+    # README's and .ci/run's commands, in that order.
+    assert (
+        commands.index("make repro") < commands.index("make test") < commands.index("make verify")
+    )
+    assert "make docs" in commands
     assert "MNIST_MIRROR" not in CI_WORKFLOW.read_text(encoding="utf-8")
 
     on_pull_request = [s for s in all_steps if "pull_request" in str(s.get("if", ""))]
@@ -161,3 +164,22 @@ def test_the_sweep_workflow_takes_its_jobs_from_tools_experiments():
     assert any("dvc exp pull" in line for line in table_lines), table_lines
     assert any("experiments.py table --timings" in line for line in table_lines), table_lines
     assert jobs["table"]["needs"] == ["plan", "experiment"]
+
+
+def test_ci_runs_the_readme_commands_in_a_newcomers_order():
+    """`make repro` then `make test` (the tests must pass on a work tree the pipeline has run
+    in: a folder it creates once broke the lint), then the docs, the lock and `make verify`."""
+    lines = [
+        line.split(";")[-1].strip()
+        for line in (PROJECT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.startswith("step make ")
+    ]
+    assert lines == [
+        "make repro",
+        "make test",
+        "make docs",
+        "make check-lock",
+        "make check-wheels",
+        "make verify",
+    ]
+    assert make_recipe("docs") == ["$(BIN)/mkdocs build --strict"]

@@ -32,10 +32,13 @@ from dvc_project import (
     APP_RECIPE,
     DATASETS,
     DVC_TIMEOUT_S,
+    EVALUATE_APP,
+    PIPELINE_STAGES,
     PROJECT,
     STAGES,
     TINY_APP_RECIPE,
     TINY_PARAMS,
+    TRAIN_APP,
     VENV_BIN,
     Project,
     Repro,
@@ -95,8 +98,8 @@ def test_evaluate_param_reruns_both_evaluate_stages_only(project: Project):
     # evaluate-app reads params.yaml's evaluate section too.
     with project.on_branch("more-examples", new=True):
         project.set_params("evaluate", misclassified_examples=16)
-        assert set(project.status()) == {"evaluate", "evaluate-app"}
-        only({"evaluate", "evaluate-app"}, project.repro())
+        assert set(project.status()) == {"evaluate", EVALUATE_APP}
+        only({"evaluate", EVALUATE_APP}, project.repro())
 
 
 def test_preprocess_param_reruns_preprocess_and_everything_after(project: Project):
@@ -105,13 +108,31 @@ def test_preprocess_param_reruns_preprocess_and_everything_after(project: Projec
         # dvc status names the stage whose params changed; repro also reruns what depends on it.
         assert set(project.status()) == {"preprocess"}
         only(
-            {"preprocess", "explore", "train", "evaluate", "train-app", "evaluate-app"},
+            {"preprocess", "explore", "train", "evaluate", TRAIN_APP, EVALUATE_APP},
             project.repro(),
         )
 
 
+def test_a_plain_dvc_repro_runs_the_pipeline_and_not_the_app_model(project: Project):
+    # What `make repro` runs: the root dvc.yaml. The app's model is a pipeline of its own.
+    with project.on_branch("newcomer", new=True):
+        project.set_params("preprocess", seed=7)
+        recipe_path = project.root / APP_RECIPE
+        recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+        recipe["train"]["epochs"] = 1
+        recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+        app_model = tree_digest(project.root / "data/app-model")
+
+        result = parse_repro(project.dvc("repro"), PIPELINE_STAGES)
+
+        assert result.ran == {"preprocess", "explore", "train", "evaluate"}, result.output
+        assert tree_digest(project.root / "data/app-model") == app_model
+        assert set(project.status()) == {TRAIN_APP}  # and evaluate-app after it
+
+
 def test_the_app_recipe_reruns_the_app_stages_only(project: Project):
-    # digits/app/model.yaml is a plain dep of train-app: no params columns, the pipeline untouched.
+    # app-model/recipe.yaml is a plain dep of train-app: no params columns, the pipeline
+    # untouched.
     recipe_path = project.root / APP_RECIPE
     model = project.root / "data/app-model/model.keras"
     with project.on_branch("app-recipe", new=True):
@@ -119,8 +140,8 @@ def test_the_app_recipe_reruns_the_app_stages_only(project: Project):
         recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
         recipe["train"]["epochs"] = 1
         recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
-        assert set(project.status()) == {"train-app"}
-        only({"train-app", "evaluate-app"}, project.repro())
+        assert set(project.status()) == {TRAIN_APP}
+        only({TRAIN_APP, EVALUATE_APP}, project.repro())
         assert model.read_bytes() != before
         train = json.loads((project.root / "metrics/app-model/train.json").read_text())
         assert train["epochs"] == 1
@@ -629,7 +650,7 @@ def test_the_documented_sweep_fits_120_columns(project: Project):
             output = project.dvc(*sweep.command(name)[1:], "-S", "train.epochs=1")
             # (cnn-augmented-14 at one epoch is cnn-augmented at one epoch: nothing reruns.)
             ran = set(re.findall(r"^Running stage '([^']+)'", output, re.MULTILINE))
-            assert not ran & {"train-app", "evaluate-app"}, f"{name} retrained the app model"
+            assert not ran & {TRAIN_APP, EVALUATE_APP}, f"{name} retrained the app model"
             assert tree_digest(project.root / "data/app-model") == app_outputs, name
         shown = subprocess.run(
             [VENV_BIN / "dvc", *sweep.SHOW[1:], "--no-pager"],

@@ -75,6 +75,8 @@ def test_no_experiment_retrains_the_app_model(name: str) -> None:
     """A row reproduces the pipeline's stages it targets and what they need, never train-app or
     evaluate-app (the Fashion-MNIST rows change data/processed, which train-app reads)."""
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    app = yaml.safe_load((PROJECT / "app-model/dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    stages |= app  # the graph across both pipelines, as DVC sees it
     run = experiments.command(name)
     options = run[run.index(name) + 1 :]
     targets = options[: options.index("-S")] if "-S" in options else options

@@ -15,8 +15,15 @@ import pytest
 import yaml
 from import_graph import PROJECT, imported_names, project_imports
 
-DVC_YAML = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
-STAGES = DVC_YAML["stages"]
+# Both pipelines: the root one and the app's model's (its paths read from the root too: wdir ..).
+PIPELINES = ("dvc.yaml", "app-model/dvc.yaml")
+STAGES = {
+    name: spec
+    for pipeline in PIPELINES
+    for name, spec in yaml.safe_load((PROJECT / pipeline).read_text(encoding="utf-8"))[
+        "stages"
+    ].items()
+}
 CODE_DIRS = ("digits", "stages")
 
 
@@ -46,6 +53,13 @@ def test_code_deps_are_exactly_the_modules_the_stage_imports(stage: str) -> None
     assert not extra, f"dvc.yaml stage {stage!r}: deps never imported {extra}; {should_be}"
 
 
+def test_the_app_pipeline_runs_at_the_project_root() -> None:
+    app = yaml.safe_load((PROJECT / "app-model/dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert app, "app-model/dvc.yaml has no stages"
+    assert {spec.get("wdir") for spec in app.values()} == {".."}
+    assert not set(app) & set(yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"])
+
+
 def test_every_stage_module_is_a_stage() -> None:
     modules = {f"stages.{path.stem}" for path in (PROJECT / "stages").glob("[!_]*.py")}
     assert modules == {entry_module(stage) for stage in STAGES}
@@ -53,7 +67,7 @@ def test_every_stage_module_is_a_stage() -> None:
 
 # The app's model (README: "The app's model") is built by the pipeline's own stage modules: its
 # stages must read what the pipeline's read, except the model file and the recipe.
-APP_RECIPE = "digits/app/model.yaml"
+APP_RECIPE = "app-model/recipe.yaml"
 APP_STAGES = {"train-app": "train", "evaluate-app": "evaluate"}
 
 
