@@ -49,7 +49,8 @@ plots-template: $(PLOTS_TEMPLATE)
 	@grep -qs html_template .dvc/config.local || \
 	  $(BIN)/dvc config --local plots.html_template ../$(PLOTS_TEMPLATE)
 
-$(PLOTS_TEMPLATE): tools/build_plots_template.py $(STAMP)
+# (Built after $(STAMP): setup lists it first. requirements.lock pins vl-convert-python.)
+$(PLOTS_TEMPLATE): tools/build_plots_template.py requirements.lock
 	$(BIN)/python -m tools.build_plots_template $@
 
 repro: setup ## set up, then run the pipeline: dvc repro (MNIST_MIRROR=folder or URL)

@@ -214,7 +214,8 @@ def test_make_setup_points_plain_dvc_plots_show_at_the_template(project_copy: Pa
     """`make plots-template` (part of `make setup`) builds the offline template and sets it in
     .dvc/config.local, so that a plain `dvc plots show` works offline."""
     require_prerequisites()
-    shutil.copy2(PROJECT / "Makefile", project_copy / "Makefile")
+    for name in ("Makefile", "requirements.lock", "pyproject.toml"):
+        shutil.copy2(PROJECT / name, project_copy / name)
     (project_copy / "tools").mkdir()
     for name in ("__init__.py", "build_plots_template.py"):
         if (TOOLS / name).is_file():
