@@ -97,6 +97,10 @@ verify: setup
 	$(BIN)/dvc repro --force
 	$(BIN)/python tools/verify_outputs.py $(if $(STRICT),--strict)
 
+.PHONY: docs
+docs: setup ## build the documentation site into build/site (mkdocs build --strict)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 plots: setup
 	$(BIN)/dvc plots show -o build/plots
 
