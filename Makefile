@@ -88,8 +88,8 @@ verify: setup ## rerun both pipelines from scratch; fail if a lock, metrics/ or 
 plots: setup ## write the HTML report of every plot to build/plots (works offline)
 	$(BIN)/dvc plots show -o build/plots
 
-docs: setup ## build the documentation site into build/site
-	$(BIN)/mkdocs build --strict
+docs: setup ## build the documentation site into build/site (mkdocs build --strict)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: setup ## time plain model.fit against the pipeline's training on the real data
 	$(BIN)/python tools/bench_train.py

@@ -1,4 +1,4 @@
-"""tools/experiments.py: every experiment of the documented sweep has valid params, the README
+"""tools/experiments.py: every experiment of the documented sweep has valid params, the docs'
 table reads the train stage's own log line (from the local queue or a CI job's timing file) and
 refuses one from another run, and the CI matrix comes from the same list."""
 
@@ -167,8 +167,8 @@ def test_timing_files_round_trip(tmp_path: Path) -> None:
         experiments.read_timings(tmp_path)
 
 
-def test_the_readme_table_has_a_row_per_experiment_with_its_runner() -> None:
-    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_table_has_a_row_per_experiment_with_its_runner() -> None:
+    text = experiments.README.read_text(encoding="utf-8")  # docs/experiments.md
     rows = experiments.readme_rows(text)
     assert list(rows) == list(experiments.EXPERIMENTS)
     assert "\n".join(experiments.HEADER) in text
@@ -188,8 +188,8 @@ def test_the_readme_table_has_a_row_per_experiment_with_its_runner() -> None:
 def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    readme = tmp_path / "README.md"
-    shutil.copy(PROJECT / "README.md", readme)
+    readme = tmp_path / "experiments.md"
+    shutil.copy(experiments.README, readme)
     metrics = {
         "metrics/train.json": {"data": {"epochs": 15, "parameters": 421930}},
         "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.99, "macro": {"f1": 0.98}}}},

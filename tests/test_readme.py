@@ -1,4 +1,4 @@
-"""The README's results table shows exactly what metrics/ holds (no hand-typed numbers)."""
+"""The README's results tables show exactly what metrics/ holds (no hand-typed numbers)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,26 @@ def committed_metrics() -> dict[str, str]:
     }
 
 
+def committed_app_model_metrics() -> dict[str, str]:
+    """The app's model (app-model/dvc.yaml), in metrics/app-model/."""
+    folder = ROOT / "metrics" / "app-model"
+    test = json.loads((folder / "evaluate.json").read_text())["test"]
+    train = json.loads((folder / "train.json").read_text())
+    return {
+        "app's model: test accuracy": f"{test['accuracy']:.4f}",
+        "app's model: test macro F1": f"{test['macro']['f1']:.4f}",
+        "app's model: parameters": f"{train['parameters']:,}",
+    }
+
+
 @pytest.mark.parametrize("name", list(committed_metrics()))
 def test_readme_results_match_committed_metrics(name: str) -> None:
     assert readme_table().get(name) == committed_metrics()[name]
+
+
+@pytest.mark.parametrize("name", list(committed_app_model_metrics()))
+def test_readme_app_model_results_match_committed_metrics(name: str) -> None:
+    assert readme_table().get(name) == committed_app_model_metrics()[name]
 
 
 def test_default_model_meets_the_quality_bar() -> None:

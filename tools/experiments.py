@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+README = ROOT / "docs" / "experiments.md"
 START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
 # The GitHub runner label of a CI job, unless its row names another (e.g. a self-hosted GPU
 # runner's label) or the SWEEP_RUNNERS variable ({"name": "label", ...}) overrides it.

@@ -1,7 +1,9 @@
-"""The recogniser: an application that uses the pipeline's trained model.
+"""The recogniser: an application that reads digits with the project's trained models.
 
 `digits-predict` (cli.py) reads digits from image files; `digits-serve` (cli.py, server.py, web/)
-serves a drawing page and its JSON API. images.py brings pictures to MNIST's conventions and
-predict.py calls the model. The pipeline library (digits/*.py, stages/) never imports this
-package.
+serves a drawing page and its JSON API. By default both load the app's model, a CNN built by
+`make app-model` (app-model/dvc.yaml), and fall back to the pipeline's MLP, with a note, when it
+is missing; artifacts.py says which file that is and what is known about it. images.py brings
+pictures to MNIST's conventions and predict.py calls the model. The pipeline library
+(digits/*.py, stages/) never imports this package.
 """
