@@ -14,6 +14,7 @@ tests run in any order.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from chromium import OfflinePage, launched_chromium
@@ -51,6 +53,7 @@ from dvc_project import (
     tree_digest,
 )
 from import_graph import project_imports
+from PIL import Image
 from project_tools import load_tool
 
 BRANCH_LEARNING_RATE = 0.003  # what the `slower-learning` branch changes
@@ -372,31 +375,18 @@ def test_params_diff_main_reports_the_param(project: Project):
     assert change["new"] == BRANCH_LEARNING_RATE
 
 
-# In the page: whether each vega plot (by div id) drew, how many pixels of each colour its canvas
-# holds, and which revisions each image plot shows (DVC captions each image with its revision).
+# In the page: whether each vega plot (by div id) drew (vega-embed's canvas or SVG renderer), and
+# which revisions each image plot shows (DVC captions each image with its revision).
 INSPECT_REPORT_JS = """
-({colours, vegaIds}) => {
-    const near = (data, i, [r, g, b]) =>
-        data[i + 3] > 0 && Math.abs(data[i] - r) + Math.abs(data[i + 1] - g)
-            + Math.abs(data[i + 2] - b) < 40;
+({vegaIds}) => {
     const vega = vegaIds
         .map(id => document.getElementById(id))
         .filter(div => div)
         .map(div => {
             const canvas = div.querySelector('canvas');
             const svg = div.querySelector('svg.marks');
-            const counts = {};
-            if (canvas && canvas.width > 0) {
-                const data = canvas.getContext('2d')
-                    .getImageData(0, 0, canvas.width, canvas.height).data;
-                for (const [name, rgb] of Object.entries(colours)) {
-                    let n = 0;
-                    for (let i = 0; i < data.length; i += 4) if (near(data, i, rgb)) n++;
-                    counts[name] = n;
-                }
-            }
             // A canvas counts once it has a size (vega-embed adds it before it draws).
-            return {id: div.id, drawn: !!((canvas && canvas.width > 0) || svg), counts};
+            return {id: div.id, drawn: !!((canvas && canvas.width > 0) || svg)};
         });
     const images = [...document.querySelectorAll('div[id]')]
         .filter(div => div.querySelector(':scope > div > img'))
@@ -411,6 +401,15 @@ INSPECT_REPORT_JS = """
     return {vega, images};
 }
 """
+
+
+def colour_counts(png: bytes, colours: dict[str, list[int]]) -> dict[str, int]:
+    """How many pixels of a screenshot are near each colour (whatever vega rendered with)."""
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    return {
+        name: int((np.abs(pixels - np.array(rgb)).sum(axis=-1) < 40).sum())
+        for name, rgb in colours.items()
+    }
 
 
 def vega_specs(html: str) -> dict[str, dict]:
@@ -431,17 +430,23 @@ def open_report(
     stand_ins: dict[str, Path] | None = None,
 ) -> tuple[dict[str, Any], OfflinePage]:
     """Open a DVC report in headless Chromium, wait until every vega plot drew (or 30 s), and
-    return what INSPECT_REPORT_JS found with the page (its errors and blocked requests)."""
+    return what INSPECT_REPORT_JS found (and, given `colours`, each drawn plot's pixel count per
+    colour, from a screenshot of its div) with the page (its errors and blocked requests)."""
     with launched_chromium() as browser:
         offline = OfflinePage(browser, stand_ins=stand_ins)
         page = offline.page
         page.goto(index.as_uri(), wait_until="load")
         deadline = time.monotonic() + 30
         while True:  # vega-embed draws asynchronously
-            found = page.evaluate(INSPECT_REPORT_JS, {"colours": colours, "vegaIds": list(specs)})
+            found = page.evaluate(INSPECT_REPORT_JS, {"vegaIds": list(specs)})
             if all(plot["drawn"] for plot in found["vega"]) or time.monotonic() > deadline:
                 break
             page.wait_for_timeout(200)
+        page.wait_for_timeout(500)  # the last marks of a plot that just got its canvas or SVG
+        for plot in found["vega"]:
+            if plot["drawn"] and colours:
+                shot = page.locator(f"#{plot['id']}").screenshot()
+                plot["counts"] = colour_counts(shot, colours)
         page.screenshot(path=screenshot, full_page=True)
     return found, offline
 
@@ -485,7 +490,7 @@ def test_plots_diff_main_renders_both_revisions(project: Project, tmp_path: Path
     assert set(vega) == set(specs)
     assert all(plot["drawn"] for plot in vega.values()), vega
     for div in line_colours:  # both revisions' lines are on screen
-        assert all(vega[div]["counts"][rev] > 50 for rev in colours), (div, vega[div]["counts"])
+        assert all(vega[div]["counts"][rev] > 50 for rev in colours), (div, vega[div])
     assert found["images"], "the report holds no image plots"
     for plot in found["images"]:
         captions = sorted(box["caption"] for box in plot["revisions"])
