@@ -68,7 +68,7 @@ tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.jso
 	npm ci --prefix tools --omit=optional --no-audit --no-fund
 
 $(PLOTS_TEMPLATE): tools/build_plots_template.py tools/node_modules/.package-lock.json
-	$(PYTHON) tools/build_plots_template.py $@
+	$(PYTHON) -m tools.build_plots_template $@
 
 repro: setup
 	$(BIN)/dvc repro
@@ -91,17 +91,17 @@ test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
 
 check-wheels: setup
-	$(BIN)/python tools/check_wheels.py
+	$(BIN)/python -m tools.check_wheels
 
 verify: setup
 	$(BIN)/dvc repro --force
-	$(BIN)/python tools/verify_outputs.py $(if $(STRICT),--strict)
+	$(BIN)/python -m tools.verify_outputs $(if $(STRICT),--strict)
 
 plots: setup
 	$(BIN)/dvc plots show -o build/plots
 
 bench: setup
-	$(BIN)/python tools/bench_train.py
+	$(BIN)/python -m tools.bench_train
 
 # PyTorch only for the comparison, in its own venv: never a dependency of the pipeline. pip takes
 # the CPU build where pip is set up to find it (--index-url https://download.pytorch.org/whl/cpu).
@@ -114,16 +114,16 @@ build/torch-venv/.installed-$(TORCH_VERSION):
 	touch $@
 
 bench-torch: setup build/torch-venv/.installed-$(TORCH_VERSION)
-	$(BIN)/python tools/bench_frameworks.py
+	$(BIN)/python -m tools.bench_frameworks
 
 profile-train: setup
-	$(BIN)/python tools/profile_train.py
+	$(BIN)/python -m tools.profile_train
 
 serve: setup
 	$(BIN)/digits-serve
 
 bench-serve: setup
-	$(BIN)/python tools/bench_serve.py
+	$(BIN)/python -m tools.bench_serve
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
 # from PyPI, in build/) with the current requirements.lock as preferences: pins only move when

@@ -35,6 +35,7 @@ VENV_BIN = Path(sys.executable).parent
 COPIED = (
     "stages",
     "digits",
+    "tools/__init__.py",
     "tools/verify_outputs.py",
     "tools/experiments.py",
     "dvc.yaml",

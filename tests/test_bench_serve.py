@@ -13,15 +13,14 @@ import matplotlib
 import numpy as np
 import pytest
 from helpers import synthetic_split, tiny_train_params, trained_model
-from project_tools import load_tool
 
 from digits.app.images import to_mnist
 from digits.app.models import describe_model
 from digits.dataset import save_split
+from tools import bench_serve as bench
 
 PROJECT = Path(__file__).parents[1]
 MATPLOTLIB_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-bench = load_tool("bench_serve")
 
 
 def test_only_fonts_that_draw_digits_are_used() -> None:
@@ -72,7 +71,8 @@ def test_the_accuracy_table_has_a_column_per_model(
     run = subprocess.run(
         [
             sys.executable,
-            str(PROJECT / "tools" / "bench_serve.py"),
+            "-m",
+            "tools.bench_serve",
             "--accuracy-only",
             "--compare",
             str(model_file),

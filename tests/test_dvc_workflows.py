@@ -47,13 +47,13 @@ from dvc_project import (
     tree_digest,
 )
 from import_graph import project_imports
-from project_tools import load_tool
+
+from tools import experiments as sweep  # the documented sweep
 
 BRANCH_LEARNING_RATE = 0.003  # what the `slower-learning` branch changes
 QUEUE_DEADLINE_S = 240
 
 pytestmark = pytest.mark.slow
-sweep = load_tool("experiments")  # tools/experiments.py: the documented sweep
 
 
 @pytest.fixture(scope="module")
@@ -734,8 +734,8 @@ def make_verify(project: Project, cwd: Path) -> subprocess.CompletedProcess[str]
     """
     args = ["make", "--no-print-directory", "-o", "setup", "verify", f"BIN={VENV_BIN}", "STRICT=1"]
     recipe = project.run(*args, "--dry-run", cwd=cwd).stdout
-    assert "tools/verify_outputs.py" in recipe, (
-        f"the Makefile's verify recipe should run tools/verify_outputs.py:\n{recipe}"
+    assert "-m tools.verify_outputs" in recipe, (
+        f"the Makefile's verify recipe should run tools.verify_outputs:\n{recipe}"
     )
     return project.run(*args, cwd=cwd, check=False)
 

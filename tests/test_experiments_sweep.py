@@ -14,14 +14,13 @@ import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 from helpers import TINY_TRAIN, train_argv, write_params
-from project_tools import load_tool
 
 from digits.params import SECTIONS, load_section
 from stages import train
 from stages._cli import run
+from tools import experiments
 
 PROJECT = Path(__file__).parents[1]
-experiments = load_tool("experiments")
 
 
 @pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))

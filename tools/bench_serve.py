@@ -1,13 +1,13 @@
 """Latency of the drawing page's API under concurrent clients, and accuracy on drawn digits.
 
-    make bench-serve        # or: python tools/bench_serve.py [--requests 500] [--rounds 3]
-    python tools/bench_serve.py --accuracy-only    # the accuracy of both models, no latency
+    make bench-serve    # or: python -m tools.bench_serve [--requests 500] [--rounds 3]
+    python -m tools.bench_serve --accuracy-only    # the accuracy of both models, no latency
 
 Needs the trained models: the app's (data/app-model/model.keras: `make app-model` or `dvc pull
 train-app`) and the pipeline's MLP (data/model/model.keras: `make repro` or `dvc pull`).
 
 Latency (skipped with --accuracy-only): starts each server of --servers (default: digits-serve
-and, for comparison, the old standard-library server; see tests/serving.py) with --model
+and, for comparison, the old standard-library server; see tools/serving.py) with --model
 (default: what digits-serve loads, the app's model when it exists) on 127.0.0.1, each in its
 own process. Then, --rounds times, for each payload and client count, measures the servers in
 turn: every client (a thread with its own keep-alive connection, like a browser tab) sends
@@ -42,7 +42,6 @@ import io
 import json
 import math
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -55,9 +54,7 @@ from digits.app.images import to_mnist
 from digits.app.models import APP_MODEL, PIPELINE_MODEL, default_model, describe_model
 from digits.dataset import split_path
 from digits.errors import PipelineError
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
+from tools.serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
 
 TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
 TARGET_CLIENTS = 4

@@ -7,7 +7,7 @@ present, `{scripts}` and `{refresh_tag}`) with str.replace, not str.format, so b
 need no escaping. The template has no `{scripts}` placeholder on purpose: that is where DVC
 would put the CDN <script> tags.
 
-Usage: python tools/build_plots_template.py build/plots_template.html
+Usage: python -m tools.build_plots_template build/plots_template.html
 """
 
 from __future__ import annotations

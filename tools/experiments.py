@@ -1,17 +1,17 @@
 """The documented sweep: queue it as DVC experiments, then tabulate `dvc exp show` in the README.
 
-    python tools/experiments.py queue     # dvc exp run --queue -n <name> -S ... for each row
+    python -m tools.experiments queue     # dvc exp run --queue -n <name> -S ... for each row
     dvc queue start --jobs 1              # run them (one at a time: timings stay honest)
     dvc queue status                      # until every experiment is Success
-    python tools/experiments.py table     # rewrite the README table from dvc exp show --json
-    python tools/experiments.py table NAME...  # only these rows (the others stay as they are)
-    python tools/experiments.py show      # compare them in a terminal: SHOW, 120 columns wide
+    python -m tools.experiments table     # rewrite the README table from dvc exp show --json
+    python -m tools.experiments table NAME...  # only these rows (the others stay as they are)
+    python -m tools.experiments show      # compare them in a terminal: SHOW, 120 columns wide
 
 The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per experiment:
 
-    python tools/experiments.py matrix [NAMES]          # the jobs: {"include": [{name, runner}]}
-    python tools/experiments.py run NAME --timing FILE  # dvc exp run -n NAME ...; its timing
-    python tools/experiments.py table --timings FOLDER  # the README table from those timings
+    python -m tools.experiments matrix [NAMES]          # the jobs: {"include": [{name, runner}]}
+    python -m tools.experiments run NAME --timing FILE  # dvc exp run -n NAME ...; its timing
+    python -m tools.experiments table --timings FOLDER  # the README table from those timings
 
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
 train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`

@@ -2,7 +2,7 @@
 threading HTTP server with hand-parsed requests (digits-serve used it before FastAPI/uvicorn,
 see digits/app/server.py). Same API and page; none of the new server's deadlines or bounds.
 
-    python tools/stdlib_server.py [--model data/model/model.keras] [--port 8000] [--quiet]
+    python -m tools.stdlib_server [--model data/model/model.keras] [--port 8000] [--quiet]
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""A recogniser server in its own process on 127.0.0.1 (port 0), as a person starts it: for the
-browser tests, the hostile-client tests and tools/bench_serve.py (which compares the two).
+"""A recogniser server in its own process on 127.0.0.1 (port 0), as a person starts it: for
+tools/bench_serve.py (latency and memory) and the tests that need a real server process (the
+browser tests, the hostile-client tests).
 
     digits-serve   the application's server (FastAPI on uvicorn, digits/app/server.py)
     stdlib         the first server (standard library, tools/stdlib_server.py), for comparison
