@@ -104,3 +104,23 @@ def test_every_tool_starts_as_a_module_from_the_root(name: str) -> None:
         assert run.returncode in (0, 2), run.stderr  # 2: a usage line for a missing argument
     else:
         assert run.returncode == 0, run.stderr
+
+
+def test_the_retired_standard_library_server_is_gone() -> None:
+    """tools/stdlib_server.py (the first server, kept only to be benchmarked against) is deleted,
+    with its option in the benchmark: nothing runs or names it any more."""
+    assert not (TOOLS / "stdlib_server.py").exists()
+    sources = [PROJECT / "Makefile", *TOOLS.glob("*.py"), *(PROJECT / "tests").glob("*.py")]
+    sources += [*(PROJECT / "digits").rglob("*.py")]
+    here = Path(__file__).resolve()
+    naming = [p.name for p in sources if p != here and "stdlib_server" in p.read_text("utf-8")]
+    assert not naming, naming
+    usage = subprocess.run(
+        [sys.executable, "-m", "tools.bench_serve", "--help"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "--servers" not in usage

@@ -6,19 +6,18 @@
 Needs the trained models: the app's (data/app-model/model.keras: `make app-model` or `dvc pull
 train-app`) and the pipeline's MLP (data/model/model.keras: `make repro` or `dvc pull`).
 
-Latency (skipped with --accuracy-only): starts each server of --servers (default: digits-serve
-and, for comparison, the old standard-library server; see tools/serving.py) with --model
-(default: what digits-serve loads, the app's model when it exists) on 127.0.0.1, each in its
-own process. Then, --rounds times, for each payload and client count, measures the servers in
-turn: every client (a thread with its own keep-alive connection, like a browser tab) sends
---requests requests back to back after a short warm-up. Payloads:
+Latency (skipped with --accuracy-only): starts digits-serve (tools/serving.py) with --model
+(default: what digits-serve loads, the app's model when it exists) on 127.0.0.1 in its own
+process. Then, --rounds times, for each payload and client count: every client (a thread
+with its own keep-alive connection, like a browser tab) sends --requests requests back to back
+after a short warm-up. Payloads:
 
   json 28x28   {"pixels": ...}: an MNIST-ready image; measures HTTP + JSON + the model
   png 280x280  a canvas-like drawing (dark strokes on white, RGBA PNG as canvas.toBlob makes
                it); adds PNG decoding and the MNIST preprocessing
 
 Prints the median over the rounds of p50 / p95 / p99 / max latency in ms and of requests per
-second, and exits 1 if digits-serve's p95 with 4 clients is over its target (10 ms for json
+second, and exits 1 if the p95 with 4 clients is over its target (10 ms for json
 28x28, 25 ms for png 280x280).
 
 Accuracy: starts digits-serve once per model of --compare (default: the app's model and the
@@ -54,7 +53,7 @@ from digits.app.images import to_mnist
 from digits.app.models import APP_MODEL, PIPELINE_MODEL, default_model, describe_model
 from digits.dataset import split_path
 from digits.errors import PipelineError
-from tools.serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
+from tools.serving import ServerProcess, huge_png, post_in_parallel, serving
 
 TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
 TARGET_CLIENTS = 4
@@ -384,18 +383,11 @@ def main() -> int:
         default=split_path("data/processed", "test"),
         help="MNIST images to measure too, if the file exists (default: %(default)s)",
     )
-    arguments.add_argument(
-        "--servers",
-        nargs="+",
-        choices=sorted(SERVER_COMMANDS),
-        default=["digits-serve", "stdlib"],
-        help="servers to measure side by side (default: %(default)s)",
-    )
     arguments.add_argument("--rounds", type=int, default=3, help="latency rounds (median)")
     arguments.add_argument(
         "--memory",
         action="store_true",
-        help="only the memory of each server (a fresh process) under 32 parallel 4096x4096 "
+        help="only the server's memory (a fresh process) under 32 parallel 4096x4096 "
         "16-bit RGBA PNGs, then exit",
     )
     args = arguments.parse_args()
@@ -413,7 +405,7 @@ def main() -> int:
             raise SystemExit(f"error: {path} does not exist: {how}")
 
     if args.memory:
-        memory_report(model, args.servers)
+        memory_report(model)
         return 0
     missed = []
     if not args.accuracy_only:
@@ -426,12 +418,8 @@ def main() -> int:
             ),
             "png 280x280": (drawings, "image/png"),
         }
-        print(
-            f"model {model}; keep-alive clients; servers: {', '.join(args.servers)}, all "
-            f"running, measured in turn; medians of {args.rounds} rounds\n"
-        )
-        with contextlib.ExitStack() as stack:
-            running = {name: stack.enter_context(serving(model, name)) for name in args.servers}
+        print(f"model {model}; keep-alive clients; medians of {args.rounds} rounds\n")
+        with serving(model) as running:
             missed = latency_report(running, payloads, args.requests, args.rounds)
         print()
 
@@ -471,74 +459,64 @@ HOW_TO_GET = {
 }
 
 
-def latency_report(
-    servers: dict[str, ServerProcess], payloads: dict, requests: int, rounds: int
-) -> list[str]:
-    """Measure every server, payload and client count once per round, the servers in turn
-    (so that they share the machine's load); print the median of each figure over the rounds.
-    Return the targets digits-serve missed."""
+def latency_report(running: ServerProcess, payloads: dict, requests: int, rounds: int) -> list[str]:
+    """Measure every payload and client count once per round; print the median of each figure
+    over the rounds. Return the targets missed."""
     sizes = {name: statistics.mean(map(len, bodies)) for name, (bodies, _) in payloads.items()}
-    cells = [
-        (server, name, clients)
-        for server in servers
-        for name in payloads
-        for clients in (1, TARGET_CLIENTS)
-    ]
+    cells = [(name, clients) for name in payloads for clients in (1, TARGET_CLIENTS)]
     figures: dict[tuple, list[list[float]]] = {cell: [] for cell in cells}
     for _ in range(rounds):
-        for name, (bodies, content_type) in payloads.items():
-            for clients in (1, TARGET_CLIENTS):
-                for server, running in servers.items():
-                    latencies, wall = measure(
-                        running.host, running.port, bodies, content_type, clients, requests
-                    )
-                    figures[(server, name, clients)].append(
-                        [
-                            percentile(latencies, 0.5),
-                            percentile(latencies, 0.95),
-                            percentile(latencies, 0.99),
-                            max(latencies),
-                            len(latencies) / wall,
-                        ]
-                    )
+        for name, clients in cells:
+            bodies, content_type = payloads[name]
+            latencies, wall = measure(
+                running.host, running.port, bodies, content_type, clients, requests
+            )
+            figures[(name, clients)].append(
+                [
+                    percentile(latencies, 0.5),
+                    percentile(latencies, 0.95),
+                    percentile(latencies, 0.99),
+                    max(latencies),
+                    len(latencies) / wall,
+                ]
+            )
     print(
-        f"{'server':12s} {'payload':12s} {'body':>8s} {'clients':>7s} {'requests':>8s} "
+        f"{'payload':12s} {'body':>8s} {'clients':>7s} {'requests':>8s} "
         f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'req/s':>7s}"
     )
     missed = []
-    for server, name, clients in cells:
-        p50, p95, p99, slowest, rate = np.median(figures[(server, name, clients)], axis=0)
+    for name, clients in cells:
+        p50, p95, p99, slowest, rate = np.median(figures[(name, clients)], axis=0)
         print(
-            f"{server:12s} {name:12s} {sizes[name]:7.0f}B {clients:7d} {clients * requests:8d} "
+            f"{name:12s} {sizes[name]:7.0f}B {clients:7d} {clients * requests:8d} "
             f"{p50:7.2f} {p95:7.2f} {p99:7.2f} {slowest:7.2f} {rate:7.0f}"
         )
-        if server == "digits-serve" and clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
+        if clients == TARGET_CLIENTS and p95 > TARGETS_MS[name]:
             missed.append(f"{name}: p95 {p95:.1f} ms > {TARGETS_MS[name]:.0f} ms")
     return missed
 
 
-def memory_report(model: Path, servers: list[str], clients: int = 32) -> None:
-    """Each server in a fresh process: resident memory before, at the peak and after `clients`
+def memory_report(model: Path, clients: int = 32) -> None:
+    """digits-serve in a fresh process: resident memory before, at the peak and after `clients`
     parallel POSTs of a 4096x4096 16-bit RGBA PNG (137 KB), from /proc/PID/status."""
     png = huge_png()
     print(
         f"{clients} parallel POSTs of a {len(png):,}-byte 4096x4096 16-bit RGBA PNG; model {model}"
     )
     columns = ("before MB", "peak MB", "after MB", "seconds")
-    print(f"{'server':12s} " + " ".join(f"{name:>9s}" for name in columns) + "  answers")
-    for server in servers:
-        with serving(model, server) as running:
-            before = running.memory_mb()
-            started = time.perf_counter()
-            answers = post_in_parallel(running, png, "image/png", clients)
-            seconds = time.perf_counter() - started
-            time.sleep(1)  # the last decodes finish and are freed
-            after = running.memory_mb()
-        statuses = statistics.multimode(status for status, _ in answers)
-        print(
-            f"{server:12s} {before['VmRSS']:9.0f} {after['VmHWM']:9.0f} {after['VmRSS']:9.0f} "
-            f"{seconds:9.1f}  {len(answers)} x HTTP {statuses}"
-        )
+    print(" ".join(f"{name:>9s}" for name in columns) + "  answers")
+    with serving(model) as running:
+        before = running.memory_mb()
+        started = time.perf_counter()
+        answers = post_in_parallel(running, png, "image/png", clients)
+        seconds = time.perf_counter() - started
+        time.sleep(1)  # the last decodes finish and are freed
+        after = running.memory_mb()
+    statuses = statistics.multimode(status for status, _ in answers)
+    print(
+        f"{before['VmRSS']:9.0f} {after['VmHWM']:9.0f} {after['VmRSS']:9.0f} "
+        f"{seconds:9.1f}  {len(answers)} x HTTP {statuses}"
+    )
 
 
 def as_png(image: Image.Image) -> tuple[bytes, str]:

@@ -1,9 +1,6 @@
-"""A recogniser server in its own process on 127.0.0.1 (port 0), as a person starts it: for
+"""digits-serve in its own process on 127.0.0.1 (port 0), as a person starts it: for
 tools/bench_serve.py (latency and memory) and the tests that need a real server process (the
 browser tests, the hostile-client tests).
-
-    digits-serve   the application's server (FastAPI on uvicorn, digits/app/server.py)
-    stdlib         the first server (standard library, tools/stdlib_server.py), for comparison
 
 TensorFlow's start-up lines and the server's log go to a file: `ServerProcess.log()` reads it.
 """
@@ -23,15 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT = Path(__file__).parents[1]
-SERVER_COMMANDS = {
-    "digits-serve": [
-        sys.executable,
-        "-c",
-        "import sys; from digits.app.cli import serve_main; sys.exit(serve_main())",
-    ],
-    "stdlib": [sys.executable, str(PROJECT / "tools" / "stdlib_server.py")],
-}
+# digits-serve with this interpreter (the console script may not be on PATH).
+DIGITS_SERVE = [
+    sys.executable,
+    "-c",
+    "import sys; from digits.app.cli import serve_main; sys.exit(serve_main())",
+]
 
 
 @dataclass
@@ -58,15 +52,12 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def serving(
-    model: Path | None,
-    server: str = "digits-serve",
-    quiet: bool = True,
-    cwd: Path | None = None,
+    model: Path | None, quiet: bool = True, cwd: Path | None = None
 ) -> Iterator[ServerProcess]:
-    """`server [--model MODEL] --port 0 [--quiet]`, run in `cwd`, for the duration of the
+    """`digits-serve [--model MODEL] --port 0 [--quiet]`, run in `cwd`, for the duration of the
     block (without a model, the server's default)."""
     model_args = [] if model is None else ["--model", str(model)]
-    argv = [*SERVER_COMMANDS[server], *model_args, "--port", "0"]
+    argv = [*DIGITS_SERVE, *model_args, "--port", "0"]
     with tempfile.TemporaryDirectory() as folder:
         log_path = Path(folder) / "server.log"
         with open(log_path, "w", encoding="utf-8") as log:
@@ -80,7 +71,7 @@ def serving(
             )
         try:
             # digits-serve says which model it loaded ("model: ..."), then where it listens:
-            # "Serving the drawing page on http://HOST:PORT/ ..."; the old server only the latter.
+            # "Serving the drawing page on http://HOST:PORT/ ...".
             said = []
             while (line := process.stdout.readline()) and "http://" not in line:
                 said.append(line)
