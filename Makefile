@@ -124,6 +124,7 @@ serve: setup
 
 bench-serve: setup
 	$(BIN)/python -m tools.bench_serve
+	$(BIN)/python -m tools.served_accuracy
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
 # from PyPI, in build/) with the current requirements.lock as preferences: pins only move when
