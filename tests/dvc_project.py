@@ -38,6 +38,7 @@ COPIED = (
     "tools/__init__.py",
     "tools/verify_outputs.py",
     "tools/experiments.py",
+    "tools/sweep.py",
     "dvc.yaml",
     "pyproject.toml",
     "requirements.lock",

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import experiments
+from tools import sweep
 
 PROJECT = Path(__file__).parents[1]
 WORKFLOWS = PROJECT / ".github" / "workflows"
@@ -142,7 +142,7 @@ def test_the_sweep_workflow_takes_its_jobs_from_tools_experiments():
     workflow = yaml.safe_load(SWEEP_WORKFLOW.read_text(encoding="utf-8"))
     text = yaml.safe_dump(workflow)  # without the comments, which give examples
 
-    for name in experiments.EXPERIMENTS:
+    for name in sweep.EXPERIMENTS:
         assert name not in text, f"{name} is listed in the workflow too"
     jobs = workflow["jobs"]
     plan_lines = [line for step in jobs["plan"]["steps"] for line in runs(step)]

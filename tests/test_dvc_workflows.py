@@ -48,7 +48,7 @@ from dvc_project import (
 )
 from import_graph import project_imports
 
-from tools import experiments as sweep  # the documented sweep
+from tools import sweep  # the documented sweep
 
 BRANCH_LEARNING_RATE = 0.003  # what the `slower-learning` branch changes
 QUEUE_DEADLINE_S = 240
@@ -611,7 +611,7 @@ def test_exp_show_has_a_readable_number_of_columns(project: Project):
 
 
 def test_the_documented_sweep_fits_120_columns(project: Project):
-    # Every experiment of tools/experiments.py, for one epoch on the synthetic data, then the
+    # Every experiment of tools/sweep.py, for one epoch on the synthetic data, then the
     # README's command to compare them, with room to spare so that nothing is cut.
     app_outputs = tree_digest(project.root / "data/app-model")
     try:

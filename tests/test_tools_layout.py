@@ -124,3 +124,13 @@ def test_the_retired_standard_library_server_is_gone() -> None:
         check=True,
     ).stdout
     assert "--servers" not in usage
+
+
+def test_no_tool_is_over_300_lines() -> None:
+    """One job per module: a tool that grows past this is doing two things."""
+    long = {
+        path.name: lines
+        for path in sorted(TOOLS.glob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 300
+    }
+    assert not long, long

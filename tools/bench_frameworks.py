@@ -30,7 +30,7 @@ from dvc.utils.hydra import apply_overrides
 from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels, seed_everything
 from digits.params import TrainParams, load_section
-from tools.experiments import AUGMENTED_CNN
+from tools.sweep import AUGMENTED_CNN
 
 TORCH_PYTHON = Path("build/torch-venv/bin/python")
 # network -> (overrides of params.yaml's train section, epochs, which epochs count)
