@@ -79,11 +79,11 @@ test-fast: lint ## lint and the tests not marked slow (no browser, no sshd neede
 	$(BIN)/python -m pytest -m "not slow"
 
 check-wheels: setup ## ask PyPI whether every locked package has a wheel for every platform
-	$(BIN)/python tools/check_wheels.py
+	$(BIN)/python -m tools.check_wheels
 
 verify: setup ## rerun both pipelines from scratch; fail if a lock, metrics/ or plots/ change
 	$(BIN)/dvc repro --force --all-pipelines
-	$(BIN)/python tools/verify_outputs.py $(if $(STRICT),--strict)
+	$(BIN)/python -m tools.verify_outputs $(if $(STRICT),--strict)
 
 plots: setup ## write the HTML report of every plot to build/plots (works offline)
 	$(BIN)/dvc plots show -o build/plots
@@ -92,7 +92,7 @@ docs: setup ## build the documentation site into build/site (mkdocs build --stri
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: setup ## time plain model.fit against the pipeline's training on the real data
-	$(BIN)/python tools/bench_train.py
+	$(BIN)/python -m tools.bench_train
 
 # PyTorch only for the comparison, in its own venv: never a dependency of the pipeline. pip takes
 # the CPU build where pip is set up to find it (--index-url https://download.pytorch.org/whl/cpu).
@@ -105,16 +105,17 @@ build/torch-venv/.installed-$(TORCH_VERSION):
 	touch $@
 
 bench-torch: setup build/torch-venv/.installed-$(TORCH_VERSION) ## the training against PyTorch
-	$(BIN)/python tools/bench_frameworks.py
+	$(BIN)/python -m tools.bench_frameworks
 
 profile-train: setup ## where training time goes: one setting changed at a time, per epoch
-	$(BIN)/python tools/profile_train.py
+	$(BIN)/python -m tools.profile_train
 
 serve: setup ## the drawing page on http://127.0.0.1:8000/
 	$(BIN)/digits-serve
 
-bench-serve: setup ## the server's latency with 1 and 4 clients, and its accuracy
-	$(BIN)/python tools/bench_serve.py
+bench-serve: setup ## the server's latency with 1 and 4 clients, and the app's accuracy
+	$(BIN)/python -m tools.bench_serve
+	$(BIN)/python -m tools.served_accuracy
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
 # from PyPI, in build/) with the current requirements.lock as preferences: pins only move when

@@ -36,8 +36,10 @@ VENV_BIN = Path(sys.executable).parent
 COPIED = (
     "stages",
     "digits",
+    "tools/__init__.py",
     "tools/verify_outputs.py",
     "tools/experiments.py",
+    "tools/sweep.py",
     "dvc.yaml",
     "app-model",
     "pyproject.toml",

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image, ImageDraw
-from serving import serving
 
 from digits.app.cli import predict_main, serve_main
 from digits.app.models import (
@@ -30,6 +29,7 @@ from digits.app.models import (
     describe_model,
 )
 from digits.errors import PipelineError
+from tools.serving import serving
 
 PROJECT = Path(__file__).parents[1]
 ACCURACY = {APP_MODEL: 0.9876, PIPELINE_MODEL: 0.9543}

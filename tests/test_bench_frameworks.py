@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 from helpers import PARAMS
-from project_tools import load_tool
 
 from digits.model import Network, build_model
-
-frameworks = load_tool("bench_frameworks")
+from tools import bench_frameworks as frameworks
+from tools import profile_train as profile
 
 
 @pytest.mark.parametrize(("network", "parameters"), [("mlp", 109_386), ("cnn-augmented", 871_210)])
@@ -32,9 +31,6 @@ def test_the_cnn_is_the_augmented_row_of_the_sweep() -> None:
         2,
         [256],
     )
-
-
-profile = load_tool("profile_train")
 
 
 @pytest.mark.parametrize("network", list(profile.VARIANTS))

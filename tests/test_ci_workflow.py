@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from project_tools import load_tool
+
+from tools import sweep
 
 PROJECT = Path(__file__).parents[1]
 WORKFLOWS = PROJECT / ".github" / "workflows"
@@ -126,9 +127,9 @@ def test_one_definition_of_the_reproducibility_check():
     """`make verify` holds the check; .ci/run and the workflow call it."""
     recipe = make_recipe("verify")
     assert any("dvc repro --force" in line for line in recipe), recipe
-    assert any("tools/verify_outputs.py" in line for line in recipe), recipe
+    assert any("-m tools.verify_outputs" in line for line in recipe), recipe
     assert recipe.index(next(r for r in recipe if "dvc repro" in r)) < recipe.index(
-        next(r for r in recipe if "verify_outputs.py" in r)
+        next(r for r in recipe if "verify_outputs" in r)
     )
     assert "make verify" in (PROJECT / ".ci" / "run").read_text(encoding="utf-8")
     workflow = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
@@ -144,11 +145,11 @@ def test_the_sweep_workflow_takes_its_jobs_from_tools_experiments():
     workflow = yaml.safe_load(SWEEP_WORKFLOW.read_text(encoding="utf-8"))
     text = yaml.safe_dump(workflow)  # without the comments, which give examples
 
-    for name in load_tool("experiments").EXPERIMENTS:
+    for name in sweep.EXPERIMENTS:
         assert name not in text, f"{name} is listed in the workflow too"
     jobs = workflow["jobs"]
     plan_lines = [line for step in jobs["plan"]["steps"] for line in runs(step)]
-    assert any("tools/experiments.py matrix" in line for line in plan_lines), plan_lines
+    assert any("-m tools.experiments matrix" in line for line in plan_lines), plan_lines
 
     worker = jobs["experiment"]
     assert worker["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
@@ -156,13 +157,18 @@ def test_the_sweep_workflow_takes_its_jobs_from_tools_experiments():
     assert worker["permissions"] == {"contents": "write"}
     assert workflow["permissions"] == {"contents": "read"}
     lines = [line for step in worker["steps"] for line in runs(step)]
-    order = ["make setup", "dvc pull --with-deps preprocess", "experiments.py run", "dvc exp push"]
+    order = [
+        "make setup",
+        "dvc pull --with-deps preprocess",
+        "tools.experiments run",
+        "dvc exp push",
+    ]
     found = [next(i for i, line in enumerate(lines) if part in line) for part in order]
     assert found == sorted(found), lines
 
     table_lines = [line for step in jobs["table"]["steps"] for line in runs(step)]
     assert any("dvc exp pull" in line for line in table_lines), table_lines
-    assert any("experiments.py table --timings" in line for line in table_lines), table_lines
+    assert any("tools.experiments table --timings" in line for line in table_lines), table_lines
     assert jobs["table"]["needs"] == ["plan", "experiment"]
 
 

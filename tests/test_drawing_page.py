@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 from chromium import launched_chromium
-from serving import serving
 
 from digits.model import save_model
+from tools.serving import serving
 
 TIMEOUT_MS = 15_000
 PHONE = {"width": 390, "height": 844}

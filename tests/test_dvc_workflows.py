@@ -54,13 +54,13 @@ from dvc_project import (
 )
 from import_graph import project_imports
 from PIL import Image
-from project_tools import load_tool
+
+from tools import sweep  # the documented sweep
 
 BRANCH_LEARNING_RATE = 0.003  # what the `slower-learning` branch changes
 QUEUE_DEADLINE_S = 240
 
 pytestmark = pytest.mark.slow
-sweep = load_tool("experiments")  # tools/experiments.py: the documented sweep
 
 
 @pytest.fixture(scope="module")
@@ -654,7 +654,7 @@ def test_exp_show_has_a_readable_number_of_columns(project: Project):
 
 
 def test_the_documented_sweep_fits_120_columns(project: Project):
-    # Every experiment of tools/experiments.py, for one epoch on the synthetic data, then the
+    # Every experiment of tools/sweep.py, for one epoch on the synthetic data, then the
     # documented command to compare them, with room to spare so that nothing is cut.
     app_outputs = tree_digest(project.root / "data/app-model")
     try:
@@ -777,8 +777,8 @@ def make_verify(project: Project, cwd: Path) -> subprocess.CompletedProcess[str]
     """
     args = ["make", "--no-print-directory", "-o", "setup", "verify", f"BIN={VENV_BIN}", "STRICT=1"]
     recipe = project.run(*args, "--dry-run", cwd=cwd).stdout
-    assert "tools/verify_outputs.py" in recipe, (
-        f"the Makefile's verify recipe should run tools/verify_outputs.py:\n{recipe}"
+    assert "-m tools.verify_outputs" in recipe, (
+        f"the Makefile's verify recipe should run tools.verify_outputs:\n{recipe}"
     )
     return project.run(*args, cwd=cwd, check=False)
 

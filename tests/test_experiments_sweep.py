@@ -1,6 +1,7 @@
-"""tools/experiments.py: every experiment of the documented sweep has valid params, the docs'
-table reads the train stage's own log line (from the local queue or a CI job's timing file) and
-refuses one from another run, and the CI matrix comes from the same list."""
+"""tools/sweep.py and tools/experiments.py: every experiment of the documented sweep has valid
+params and never retrains the app's model, the docs' table reads the train stage's own log line
+(from the local queue or a CI job's timing file) and refuses one from another run, and the CI
+matrix comes from the same list."""
 
 from __future__ import annotations
 
@@ -14,23 +15,22 @@ import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 from helpers import TINY_TRAIN, train_argv, write_params
-from project_tools import load_tool
 
 from digits.params import SECTIONS, load_section
 from stages import train
 from stages._cli import run
+from tools import experiments, sweep
 
 PROJECT = Path(__file__).parents[1]
-experiments = load_tool("experiments")
 
 
-@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
+@pytest.mark.parametrize("name", list(sweep.EXPERIMENTS))
 def test_each_experiment_has_valid_params(name: str, tmp_path: Path) -> None:
     """The -S overrides, applied the way `dvc exp run -S` applies them, give valid params:
     a typo would otherwise surface only when the queue reaches that experiment."""
     params = tmp_path / "params.yaml"
     shutil.copy(PROJECT / "params.yaml", params)
-    overrides = experiments.EXPERIMENTS[name].settings
+    overrides = sweep.EXPERIMENTS[name].settings
     apply_overrides(params, overrides)
 
     sections = {key: load_section(params, key, model) for key, model in SECTIONS.items()}
@@ -44,14 +44,14 @@ def test_each_experiment_has_valid_params(name: str, tmp_path: Path) -> None:
 
 
 def test_command_reproduces_the_named_experiment() -> None:
-    assert experiments.command("cnn") == [
+    assert sweep.command("cnn") == [
         "dvc", "exp", "run", "-n", "cnn", "evaluate", "explore",
-        *[part for setting in experiments.EXPERIMENTS["cnn"].settings for part in ("-S", setting)],
+        *[part for setting in sweep.EXPERIMENTS["cnn"].settings for part in ("-S", setting)],
     ]  # fmt: skip
-    assert experiments.command("notebook-mlp") == [
+    assert sweep.command("notebook-mlp") == [
         "dvc", "exp", "run", "-n", "notebook-mlp", "-f", "--downstream", "train"
     ]  # fmt: skip
-    assert experiments.command("cnn", ["train.epochs=1"])[-2:] == ["-S", "train.epochs=1"]
+    assert sweep.command("cnn", ["train.epochs=1"])[-2:] == ["-S", "train.epochs=1"]
 
 
 def upstream(stages: dict, names: set[str]) -> set[str]:
@@ -70,14 +70,14 @@ def out_path(out: str | dict) -> str:
     return out if isinstance(out, str) else next(iter(out))
 
 
-@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
+@pytest.mark.parametrize("name", list(sweep.EXPERIMENTS))
 def test_no_experiment_retrains_the_app_model(name: str) -> None:
     """A row reproduces the pipeline's stages it targets and what they need, never train-app or
     evaluate-app (the Fashion-MNIST rows change data/processed, which train-app reads)."""
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     app = yaml.safe_load((PROJECT / "app-model/dvc.yaml").read_text(encoding="utf-8"))["stages"]
     stages |= app  # the graph across both pipelines, as DVC sees it
-    run = experiments.command(name)
+    run = sweep.command(name)
     options = run[run.index(name) + 1 :]
     targets = options[: options.index("-S")] if "-S" in options else options
     if targets[:2] == ["-f", "--downstream"]:  # the baseline: train and what reads its outputs
@@ -138,8 +138,8 @@ def test_a_log_without_the_training_line_is_refused() -> None:
 
 def test_the_matrix_has_a_job_per_selected_experiment_on_its_runner() -> None:
     every = experiments.matrix("", {})["include"]
-    assert [job["name"] for job in every] == list(experiments.EXPERIMENTS)
-    assert {job["runner"] for job in every} == {experiments.DEFAULT_RUNNER}
+    assert [job["name"] for job in every] == list(sweep.EXPERIMENTS)
+    assert {job["runner"] for job in every} == {sweep.DEFAULT_RUNNER}
 
     chosen = experiments.matrix(" cnn,fashion-cnn ", {"fashion-cnn": "self-hosted-gpu"})
     assert chosen == {
@@ -170,7 +170,7 @@ def test_timing_files_round_trip(tmp_path: Path) -> None:
 def test_the_docs_table_has_a_row_per_experiment_with_its_runner() -> None:
     text = experiments.README.read_text(encoding="utf-8")  # docs/experiments.md
     rows = experiments.readme_rows(text)
-    assert list(rows) == list(experiments.EXPERIMENTS)
+    assert list(rows) == list(sweep.EXPERIMENTS)
     assert "\n".join(experiments.HEADER) in text
     for name, row in rows.items():
         cells = [cell.strip() for cell in row.strip("|").split(" | ")]
@@ -180,7 +180,7 @@ def test_the_docs_table_has_a_row_per_experiment_with_its_runner() -> None:
         assert (
             reproduce
             == "`"
-            + shlex.join(part for part in experiments.command(name) if part not in ("-n", name))
+            + shlex.join(part for part in sweep.command(name) if part not in ("-n", name))
             + "`"
         ), row
 
@@ -202,7 +202,7 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     experiments.write_table({"cnn": experiments.Timing(15, 99.4, 421930, "ubuntu-24.04")})
 
     after = experiments.readme_rows(readme.read_text(encoding="utf-8"))
-    assert list(after) == list(experiments.EXPERIMENTS)
+    assert list(after) == list(sweep.EXPERIMENTS)
     assert after["cnn"].startswith("| cnn: CNN | 0.9900 | 0.9800 | 421,930 | 99 s (15 epochs) ")
     assert "| ubuntu-24.04 |" in after["cnn"]
     assert {name: row for name, row in after.items() if name != "cnn"} == {
@@ -221,5 +221,5 @@ def test_table_with_names_re_times_only_those_rows(monkeypatch: pytest.MonkeyPat
     assert asked == ["cnn", "tuned-mlp"]
     assert written == [{"cnn": "cnn", "tuned-mlp": "tuned-mlp"}]
 
-    with pytest.raises(SystemExit, match=r"not experiments of tools/experiments.py: \['cnm'\]"):
+    with pytest.raises(SystemExit, match=r"not experiments of tools/sweep.py: \['cnm'\]"):
         experiments.main(["table", "cnm"])

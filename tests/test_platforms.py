@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from project_tools import load_tool
+
+from tools import check_wheels
 
 PROJECT = Path(__file__).parents[1]
 PYPROJECT = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
 LOCK_TEXT = (PROJECT / "requirements.lock").read_text(encoding="utf-8")
-check_wheels = load_tool("check_wheels")
 TARGETS = check_wheels.TARGETS
 
 

@@ -22,7 +22,9 @@ from PIL import Image, ImageDraw
 
 from digits.app.cli import serve_main
 from digits.app.images import to_mnist
+from digits.app.models import describe_model
 from digits.app.predict import Predictor, describe
+from digits.app.schema import ErrorMessage, ModelDescription, PixelsRequest, Prediction
 from digits.app.server import IDLE_TIMEOUT_S, MAX_BODY_BYTES, PredictionServer
 from digits.model import save_model
 
@@ -170,6 +172,44 @@ def test_the_api_is_described_in_openapi(server: PredictionServer) -> None:
     assert b"/openapi.json" in body
 
 
+def test_the_openapi_description_is_generated_from_the_pydantic_models(
+    server: PredictionServer,
+) -> None:
+    """The JSON body's schema is PixelsRequest's (the model that validates it), the answers'
+    are Prediction's and ErrorMessage's, as FastAPI writes them; and real answers fit them."""
+    document = json.loads(request(server, "GET", "/openapi.json")[2])
+    operation = document["paths"]["/api/predict"]["post"]
+    schemas = document["components"]["schemas"]
+
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == PixelsRequest.model_json_schema()
+    assert body["additionalProperties"] is False
+    rows = body["properties"]["pixels"]
+    assert (rows["minItems"], rows["maxItems"]) == (28, 28)
+    assert rows["items"]["items"] == {"type": "number", "minimum": 0, "maximum": 1}
+
+    def schema_of(status: str) -> dict:
+        reference = operation["responses"][status]["content"]["application/json"]["schema"]
+        return schemas[reference["$ref"].rsplit("/", 1)[1]]
+
+    assert set(schema_of("200")["properties"]) == set(Prediction.model_fields)
+    for status in ("400", "408", "411", "413", "415"):
+        assert schema_of(status)["properties"].keys() == {"error"}, status
+
+    status, answer = predict(server, drawing(), "image/png")
+    assert status == 200
+    Prediction.model_validate(answer)
+    status, answer = predict(server, b"{", "application/json")
+    assert status == 400
+    ErrorMessage.model_validate(answer)
+
+
+def test_the_model_description_documents_what_api_model_answers(tmp_path: Path) -> None:
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"any model")
+    assert set(ModelDescription.model_fields) == set(describe_model(path).as_json())
+
+
 # --- valid requests ---------------------------------------------------------------------------
 
 
@@ -261,15 +301,34 @@ GRID = [ROW] * 28
     [
         (b"{not json", "application/json", "invalid JSON"),
         (b"\xff\xfe", "application/json", "invalid JSON"),
-        (b"[1, 2]", "application/json", 'expected an object {"pixels"'),
+        (
+            b"[1, 2]",
+            "application/json",
+            'expected an object {"pixels": 28 rows of 28 numbers in [0, 1]}, '
+            "got an array of 2 items",
+        ),
         (json.dumps({"pixels": GRID, "x": 1}).encode(), "application/json", "['pixels', 'x']"),
         (json.dumps({"image": GRID}).encode(), "application/json", "['image']"),
-        (json.dumps({"pixels": GRID[:27]}).encode(), "application/json", "28 rows of 28"),
-        (json.dumps({"pixels": [ROW[:27]] * 28}).encode(), "application/json", "row 0"),
+        (
+            json.dumps({"pixels": GRID[:27]}).encode(),
+            "application/json",
+            "pixels must be 28 rows of 28 numbers in [0, 1]; got 27 rows",
+        ),
+        (
+            json.dumps({"pixels": [ROW[:27]] * 28}).encode(),
+            "application/json",
+            "pixels row 0: expected 28 numbers in [0, 1], got 27 numbers",
+        ),
+        (json.dumps({"pixels": "white"}).encode(), "application/json", "got a string"),
+        (
+            json.dumps({f"key{n:04d}": 0 for n in range(1000)}).encode(),
+            "application/json",
+            "got ['key0000', 'key0001', 'key0002', 'key0003', 'key0004'] and 995 more keys",
+        ),
         (
             json.dumps({"pixels": [*GRID[:5], [1.5] * 28, *GRID[6:]]}).encode(),
             "application/json",
-            "row 5: 1.5 is not",
+            "row 5, column 0: 1.5 is not",
         ),
         (json.dumps({"pixels": [[-0.1] * 28] * 28}).encode(), "application/json", "-0.1 is not"),
         (json.dumps({"pixels": [[True] * 28] * 28}).encode(), "application/json", "True is not"),
@@ -289,6 +348,8 @@ GRID = [ROW] * 28
         "wrong-key",
         "27-rows",
         "short-row",
+        "not-a-list",
+        "1000-keys",
         "too-bright",
         "negative",
         "boolean",

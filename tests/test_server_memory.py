@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from serving import ServerProcess, huge_png, post_in_parallel, serving
 
 from digits.model import save_model
+from tools.serving import ServerProcess, huge_png, post_in_parallel, serving
 
 pytestmark = pytest.mark.slow
 

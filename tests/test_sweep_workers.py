@@ -31,7 +31,7 @@ from ssh_server import SshServer, running_sshd
 pytestmark = pytest.mark.slow
 
 REMOTE = "storage"
-SWEEP = ("tuned-mlp", "cnn", "cnn-augmented-14")  # rows of tools/experiments.py
+SWEEP = ("tuned-mlp", "cnn", "cnn-augmented-14")  # rows of tools/sweep.py
 QUICK = ("-S", "train.epochs=1")  # on top of each row's own settings
 DATA_STAGES = ("download", "decode", "preprocess", "explore")
 
@@ -39,7 +39,7 @@ DATA_STAGES = ("download", "decode", "preprocess", "explore")
 WORKER = """\
 set -euo pipefail
 dvc pull --with-deps preprocess
-python tools/experiments.py run "$NAME" --runner "$RUNNER" --timing "$TIMINGS/$NAME.json" $QUICK
+python -m tools.experiments run "$NAME" --runner "$RUNNER" --timing "$TIMINGS/$NAME.json" $QUICK
 touch "$BARRIER/$NAME"
 until [ "$(ls "$BARRIER" | wc -l)" -ge "$WORKERS" ]; do sleep 0.01; done
 date +%s.%N > "$BARRIER/../$NAME.push-start"
@@ -65,7 +65,7 @@ def clone(project: Project, sshd: SshServer, name: str) -> Path:
 def table(project: Project, folder: Path, timings: Path) -> str:
     """The README rows `tools/experiments.py table` builds from `dvc exp show` in `folder`."""
     return project.run(
-        "python", "tools/experiments.py", "table", "--timings", timings, "--print", cwd=folder
+        "python", "-m", "tools.experiments", "table", "--timings", timings, "--print", cwd=folder
     ).stdout
 
 
@@ -144,7 +144,7 @@ def test_parallel_workers_share_a_sweep_that_equals_a_sequential_run(
     started = time.monotonic()
     for name in SWEEP:
         project.run(
-            "python", "tools/experiments.py", "run", name, "--runner", "one machine",
+            "python", "-m", "tools.experiments", "run", name, "--runner", "one machine",
             "--timing", project.base / "sequential-timings" / f"{name}.json", *QUICK,
             cwd=sequential,
         )  # fmt: skip

@@ -1,6 +1,6 @@
 """Training time of the pipeline's Keras code against plain PyTorch, alternating, in one run.
 
-    make bench-torch                  # or: python tools/bench_frameworks.py --repeats 3
+    make bench-torch                  # or: python -m tools.bench_frameworks --repeats 3
 
 For each network, each repeat trains once with the pipeline's own code path (digits.model's
 build_model + train_model, with the train stage's determinism and thread settings, in a fresh
@@ -30,10 +30,7 @@ from dvc.utils.hydra import apply_overrides
 from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels, seed_everything
 from digits.params import TrainParams, load_section
-
-TOOLS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TOOLS))
-from experiments import AUGMENTED_CNN  # noqa: E402  (tools/ is not a package)
+from tools.sweep import AUGMENTED_CNN
 
 TORCH_PYTHON = Path("build/torch-venv/bin/python")
 # network -> (overrides of params.yaml's train section, epochs, which epochs count)
@@ -81,14 +78,14 @@ def keras_epoch_seconds(params: TrainParams, processed: Path) -> list[float]:
 
 
 def keras_seconds(network: str, args: argparse.Namespace) -> list[float]:
-    command = [sys.executable, __file__, "--keras-worker", network]
+    command = [sys.executable, "-m", "tools.bench_frameworks", "--keras-worker", network]
     command += ["--processed", args.processed, "--params", args.params]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.splitlines()[-1])["epoch_seconds"]
 
 
 def torch_seconds(network: str, epochs: int, processed: Path) -> list[float]:
-    command = [TORCH_PYTHON, TOOLS / "bench_torch.py", "--network", network]
+    command = [TORCH_PYTHON, "-m", "tools.bench_torch", "--network", network]
     command += ["--epochs", str(epochs), "--processed", processed]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout)["epoch_seconds"]

@@ -3,7 +3,7 @@
 Runs in its own environment (PyTorch is not a dependency of the pipeline): `make bench-torch`
 creates build/torch-venv and calls tools/bench_frameworks.py, which runs this script in it.
 
-    python tools/bench_torch.py --network mlp --epochs 20 [--processed data/processed]
+    python -m tools.bench_torch --network mlp --epochs 20 [--processed data/processed]
 
 Reads data/processed/{train,validation}.npz (`images` (N, 28, 28) float32, `labels` one-hot),
 trains with the pipeline's settings (Adam, batch 128, the network's dropout, a validation pass
@@ -48,7 +48,7 @@ def notebook_mlp() -> nn.Module:
 
 
 class AugmentedCnn(nn.Module):
-    """The cnn-augmented row of tools/experiments.py: random shift (10%), rotation (10 degrees)
+    """The cnn-augmented row of tools/sweep.py: random shift (10%), rotation (10 degrees)
     and zoom (10%), then two blocks of two 3x3 convolutions (32, then 64 filters) with batch norm
     and ReLU and a 2x2 max-pool, Dense 256 ReLU, Dropout 0.25, Dense 10."""
 

@@ -1,6 +1,6 @@
 """Time the pipeline's training against a plain `model.fit`, in one process, on the real data.
 
-    make bench                      # or: python tools/bench_train.py --repeats 3
+    make bench                      # or: python -m tools.bench_train --repeats 3
 Needs data/processed (dvc repro preprocess). Both runs use params.yaml's train section and
 the pipeline's determinism settings; the plain run is `model.compile(...)` with Keras defaults
 and `model.fit(x, y, epochs, batch_size, validation_data)`. Prints medians, their ratio and

@@ -6,7 +6,7 @@ Python version of the README's table that the package's environment marker inclu
 of the locked version's wheels is installable there: its tags meet the tags that platform and
 interpreter accept (packaging.tags; a pure-Python `py3-none-any` wheel fits everywhere).
 
-    python tools/check_wheels.py [--lock requirements.lock] [--index https://pypi.org/simple]
+    python -m tools.check_wheels [--lock requirements.lock] [--index https://pypi.org/simple]
 
 A package with no wheel on the index at all but pure Python (SDIST_ONLY, each with the reason)
 needs its sdist instead: pip builds it on any platform.

@@ -1,17 +1,17 @@
 """The documented sweep: queue it as DVC experiments, then tabulate `dvc exp show` in the README.
 
-    python tools/experiments.py queue     # dvc exp run --queue -n <name> -S ... for each row
+    python -m tools.experiments queue     # dvc exp run --queue -n <name> -S ... for each row
     dvc queue start --jobs 1              # run them (one at a time: timings stay honest)
     dvc queue status                      # until every experiment is Success
-    python tools/experiments.py table     # rewrite the README table from dvc exp show --json
-    python tools/experiments.py table NAME...  # only these rows (the others stay as they are)
-    python tools/experiments.py show      # compare them in a terminal: SHOW, 120 columns wide
+    python -m tools.experiments table     # rewrite the README table from dvc exp show --json
+    python -m tools.experiments table NAME...  # only these rows (the others stay as they are)
+    python -m tools.experiments show      # compare them in a terminal: SHOW, 120 columns wide
 
 The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per experiment:
 
-    python tools/experiments.py matrix [NAMES]          # the jobs: {"include": [{name, runner}]}
-    python tools/experiments.py run NAME --timing FILE  # dvc exp run -n NAME ...; its timing
-    python tools/experiments.py table --timings FOLDER  # the README table from those timings
+    python -m tools.experiments matrix [NAMES]          # the jobs: {"include": [{name, runner}]}
+    python -m tools.experiments run NAME --timing FILE  # dvc exp run -n NAME ...; its timing
+    python -m tools.experiments table --timings FOLDER  # the README table from those timings
 
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
 train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`
@@ -30,122 +30,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NamedTuple
+
+from tools.sweep import EXPERIMENTS, SHOW, command
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "docs" / "experiments.md"
 START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
-# The GitHub runner label of a CI job, unless its row names another (e.g. a self-hosted GPU
-# runner's label) or the SWEEP_RUNNERS variable ({"name": "label", ...}) overrides it.
-DEFAULT_RUNNER = "ubuntu-24.04"
 # What the table says for timings read back with `dvc queue logs`: this machine's queue.
 LOCAL_RUNNER = f"local queue, {os.cpu_count()} cores"
-
-
-class Experiment(NamedTuple):
-    description: str
-    settings: list[str]  # the -S values
-    runner: str = DEFAULT_RUNNER
-
-
-CNN = [
-    "train.model=cnn",
-    "train.conv_filters=[32,64]",
-    "train.hidden_units=[128]",
-    "train.dropout_rate=0.5",
-    "train.schedule=cosine",
-]
-AUGMENTED_CNN = [
-    "train.model=cnn",
-    "train.conv_filters=[32,64]",
-    "train.convs_per_block=2",
-    "train.hidden_units=[256]",
-    "train.dropout_rate=0.25",
-    "train.schedule=cosine",
-    "train.learning_rate=0.002",
-    "train.augmentation.enabled=true",
-]
-# What each row's `dvc exp run` reproduces: the pipeline's own stages (and whatever they need
-# upstream), never the app's model (train-app, evaluate-app: README "The app's model"), which the
-# Fashion-MNIST rows would otherwise retrain on their data. The baseline forces a run of train and
-# evaluate so that it gets a timing too.
-TARGETS = ["evaluate", "explore"]
-EXPERIMENTS: dict[str, Experiment] = {
-    "notebook-mlp": Experiment("the notebook's MLP (the defaults)", []),
-    "tuned-mlp": Experiment(
-        "wider MLP, cosine schedule",
-        [
-            "train.hidden_units=[512,256]",
-            "train.dropout_rate=0.3",
-            "train.schedule=cosine",
-            "train.epochs=30",
-        ],
-    ),
-    "cnn": Experiment("CNN", [*CNN, "train.epochs=15"]),
-    "cnn-augmented": Experiment(
-        "deeper CNN with shifts, rotations and zoom",
-        [*AUGMENTED_CNN, "train.epochs=18"],
-    ),
-    "cnn-augmented-14": Experiment("the same, 14 epochs", [*AUGMENTED_CNN, "train.epochs=14"]),
-    # Attempts at 0.995 within 8 minutes (README: "Speed"): fewer epochs, or narrower layers.
-    "cnn-augmented-11": Experiment("the same, 11 epochs", [*AUGMENTED_CNN, "train.epochs=11"]),
-    "cnn-augmented-narrow": Experiment(
-        "the same with 28 and 56 filters, 14 epochs",
-        [
-            *(s for s in AUGMENTED_CNN if not s.startswith("train.conv_filters=")),
-            "train.conv_filters=[28,56]",
-            "train.epochs=14",
-        ],
-    ),
-    # A smaller network (a quarter of the convolutions' arithmetic) on the one-cycle schedule.
-    "cnn-small-one-cycle": Experiment(
-        "16 and 32 filters, Dense 128, one-cycle at 0.004, 15 epochs",
-        [
-            "train.model=cnn",
-            "train.conv_filters=[16,32]",
-            "train.convs_per_block=2",
-            "train.hidden_units=[128]",
-            "train.dropout_rate=0.25",
-            "train.schedule=one-cycle",
-            "train.learning_rate=0.004",
-            "train.augmentation.enabled=true",
-            "train.epochs=15",
-        ],
-    ),
-    "fashion-mlp": Experiment(
-        "Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]
-    ),
-    "fashion-cnn": Experiment(
-        "Fashion-MNIST, CNN",
-        ["download.dataset=fashion-mnist", *CNN, "train.epochs=15"],
-    ),
-}
-
-
-# The sweep side by side in at most 120 columns: the experiment, its headline scores and size,
-# and the two params that tell the rows apart besides their names. (`dvc exp show` alone has a
-# column for every metric, param and dependency.)
-SHOW = [
-    "dvc",
-    "exp",
-    "show",
-    "--drop",
-    ".*",
-    "--keep",
-    r"Experiment|test\.(accuracy|macro\.f1)|parameters|train\.(model|epochs)",
-]
-
-
-def command(name: str, extra_settings: Sequence[str] = ()) -> list[str]:
-    """`dvc exp run` for one row; `extra_settings` (-S values) come last, so they win."""
-    settings = [*EXPERIMENTS[name].settings, *extra_settings]
-    # Without settings nothing changed: force train and evaluate (not the data stages, whose
-    # outputs a CI job pulls instead of downloading and preprocessing again; train's downstream
-    # is evaluate only).
-    targets = ["-f", "--downstream", "train"] if not settings else TARGETS
-    return ["dvc", "exp", "run", "-n", name, *targets] + [
-        part for setting in settings for part in ("-S", setting)
-    ]
 
 
 def queue() -> None:
@@ -236,7 +128,7 @@ def matrix(selection: str, runners: Mapping[str, str]) -> dict[str, list[dict[st
     names = [name.strip() for name in selection.split(",") if name.strip()] or list(EXPERIMENTS)
     unknown = sorted({*names, *runners} - set(EXPERIMENTS))
     if unknown:
-        raise SystemExit(f"not experiments of tools/experiments.py: {unknown}")
+        raise SystemExit(f"not experiments of tools/sweep.py: {unknown}")
     return {
         "include": [
             {"name": name, "runner": runners.get(name, EXPERIMENTS[name].runner)} for name in names
@@ -377,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         unknown = sorted(set(args.names) - set(EXPERIMENTS))
         if unknown:
-            raise SystemExit(f"not experiments of tools/experiments.py: {unknown}")
+            raise SystemExit(f"not experiments of tools/sweep.py: {unknown}")
         if args.timings is not None:
             timings = read_timings(args.timings)
         else:

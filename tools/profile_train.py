@@ -1,6 +1,6 @@
 """Where training time goes: the pipeline's training with one thing changed at a time.
 
-    make profile-train        # or: python tools/profile_train.py [--networks mlp] [--epochs 3]
+    make profile-train        # or: python -m tools.profile_train [--networks mlp] [--epochs 3]
 
 For the notebook MLP and for the CNN of the cnn-augmented experiment, trains the pipeline's
 code path (digits.model, as the train stage runs it) and variants of it that each change one
@@ -25,9 +25,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-TOOLS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TOOLS))
-from bench_frameworks import NETWORKS, train_params  # noqa: E402  (tools/ is not a package)
+from tools.bench_frameworks import NETWORKS, train_params
 
 
 class Variant(NamedTuple):
@@ -110,7 +108,7 @@ def epoch_seconds(network: str, variant: Variant, args: argparse.Namespace) -> l
 
 def run_variant(network: str, name: str, args: argparse.Namespace) -> list[list[float]]:
     variant = VARIANTS[network][name]
-    command = [sys.executable, __file__, "--worker", network, name]
+    command = [sys.executable, "-m", "tools.profile_train", "--worker", network, name]
     command += ["--processed", args.processed, "--params", args.params]
     command += ["--fraction", str(args.fraction), "--epochs", str(args.epochs)]
     environment = {**os.environ, **dict(variant.environment)}

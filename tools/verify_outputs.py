@@ -18,7 +18,7 @@ Elsewhere the last bits may differ: the report then says that this is not the re
 platform, lists what differs for information, and the exit status is 0 (with --strict: 1, as
 on the reference platform).
 
-Usage: python tools/verify_outputs.py [--rev REV] [--strict]   (compares with REV, default HEAD)
+Usage: python -m tools.verify_outputs [--rev REV] [--strict]   (compares with REV, default HEAD)
 """
 
 from __future__ import annotations

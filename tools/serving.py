@@ -1,8 +1,6 @@
-"""A recogniser server in its own process on 127.0.0.1 (port 0), as a person starts it: for the
-browser tests, the hostile-client tests and tools/bench_serve.py (which compares the two).
-
-    digits-serve   the application's server (FastAPI on uvicorn, digits/app/server.py)
-    stdlib         the first server (standard library, tools/stdlib_server.py), for comparison
+"""digits-serve in its own process on 127.0.0.1 (port 0), as a person starts it, and a client
+of its API: for tools/bench_serve.py (latency and memory), tools/served_accuracy.py and the
+tests that need a real server process (the browser tests, the hostile-client tests).
 
 TensorFlow's start-up lines and the server's log go to a file: `ServerProcess.log()` reads it.
 """
@@ -11,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import struct
 import subprocess
@@ -22,15 +21,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT = Path(__file__).parents[1]
-SERVER_COMMANDS = {
-    "digits-serve": [
-        sys.executable,
-        "-c",
-        "import sys; from digits.app.cli import serve_main; sys.exit(serve_main())",
-    ],
-    "stdlib": [sys.executable, str(PROJECT / "tools" / "stdlib_server.py")],
-}
+import numpy as np
+
+from digits.app.models import APP_MODEL, PIPELINE_MODEL
+
+# digits-serve with this interpreter (the console script may not be on PATH).
+DIGITS_SERVE = [
+    sys.executable,
+    "-c",
+    "import sys; from digits.app.cli import serve_main; sys.exit(serve_main())",
+]
 
 
 @dataclass
@@ -57,15 +57,12 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def serving(
-    model: Path | None,
-    server: str = "digits-serve",
-    quiet: bool = True,
-    cwd: Path | None = None,
+    model: Path | None, quiet: bool = True, cwd: Path | None = None
 ) -> Iterator[ServerProcess]:
-    """`server [--model MODEL] --port 0 [--quiet]`, run in `cwd`, for the duration of the
+    """`digits-serve [--model MODEL] --port 0 [--quiet]`, run in `cwd`, for the duration of the
     block (without a model, the server's default)."""
     model_args = [] if model is None else ["--model", str(model)]
-    argv = [*SERVER_COMMANDS[server], *model_args, "--port", "0"]
+    argv = [*DIGITS_SERVE, *model_args, "--port", "0"]
     with tempfile.TemporaryDirectory() as folder:
         log_path = Path(folder) / "server.log"
         with open(log_path, "w", encoding="utf-8") as log:
@@ -79,7 +76,7 @@ def serving(
             )
         try:
             # digits-serve says which model it loaded ("model: ..."), then where it listens:
-            # "Serving the drawing page on http://HOST:PORT/ ..."; the old server only the latter.
+            # "Serving the drawing page on http://HOST:PORT/ ...".
             said = []
             while (line := process.stdout.readline()) and "http://" not in line:
                 said.append(line)
@@ -132,3 +129,52 @@ def huge_png(side: int = 4096) -> bytes:
         + png_chunk(b"IDAT", zlib.compress(row * side, 9))
         + png_chunk(b"IEND", b"")
     )
+
+
+HOW_TO_GET = {
+    APP_MODEL.path: "`make app-model` or `dvc pull train-app`",
+    PIPELINE_MODEL.path: "`make repro` or `dvc pull`",
+}
+
+
+def require_models(paths: list[Path]) -> None:
+    """SystemExit naming the first of `paths` that is not a file, and how to get it."""
+    for path in paths:
+        if not path.is_file():
+            how = HOW_TO_GET.get(path, "no such file")
+            raise SystemExit(f"error: {path} does not exist: {how}")
+
+
+class Refused(RuntimeError):
+    """An answer other than 200 from the API: its status and JSON error message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Client:
+    """One keep-alive connection to the server's API, like a browser tab's."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.connection = http.client.HTTPConnection(host, port, timeout=30)
+
+    def predict(self, body: bytes, content_type: str) -> dict:
+        """POST /api/predict: the answer's JSON; Refused for any status but 200."""
+        self.connection.request(
+            "POST", "/api/predict", body=body, headers={"Content-Type": content_type}
+        )
+        response = self.connection.getresponse()
+        answer = json.loads(response.read())
+        if response.status != 200:
+            raise Refused(response.status, answer.get("error", str(answer)))
+        return answer
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def pixels_json(image: np.ndarray) -> bytes:
+    """(28, 28) float in [0, 1] -> the API's JSON body (3 decimals, as a client would send)."""
+    return json.dumps({"pixels": np.round(image, 3).tolist()}).encode()

@@ -1,0 +1,105 @@
+"""uvicorn's h11 protocol with the deadlines it has no setting for.
+
+uvicorn closes a connection idle between requests (timeout_keep_alive), but not one that opens
+and never sends anything, and it waits for ever for a request sent slowly (a header every few
+seconds, a body shorter than its Content-Length). DeadlineProtocol adds both deadlines and
+answers malformed HTTP with a JSON 400. It subclasses H11Protocol, which uvicorn does not
+document as an extension point: pyproject.toml pins uvicorn to the minor version it was checked
+against, and tests/test_server.py fails loudly when what the subclass relies on changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from http import HTTPStatus
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# The uvicorn minor version DeadlineProtocol was checked against (pyproject.toml allows no other).
+CHECKED_UVICORN = "0.54"
+# The parts of H11Protocol this relies on; tests/test_server.py checks each against the
+# installed uvicorn. Methods overridden, with their parameters:
+OVERRIDDEN = {
+    "connection_made": ("self", "transport"),
+    "data_received": ("self", "data"),
+    "handle_events": ("self",),
+    "connection_lost": ("self", "exc"),
+    "send_400_response": ("self", "msg"),
+}
+# The keep-alive timer started in connection_made is uvicorn's own: data_received cancels it
+# (_unset_keepalive_if_required), timeout_keep_alive_handler closes the connection.
+CALLED = ("timeout_keep_alive_handler", "_unset_keepalive_if_required")
+ATTRIBUTES = ("loop", "conn", "cycle", "transport", "timeout_keep_alive", "timeout_keep_alive_task")
+CYCLE_ATTRIBUTES = ("response_started", "response_complete")  # of its RequestResponseCycle
+
+
+def _raw_json_response(status: HTTPStatus, message: str) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection, for the protocol level."""
+    body = json.dumps({"error": message}).encode()
+    return (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class DeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with the deadlines it lacks: a connection that opens and sends
+    nothing is closed after uvicorn's timeout_keep_alive (which uvicorn starts only after a
+    first answer), and a request must be received whole within `request_timeout_s` of its
+    first byte, or it gets 408 and the connection is closed. Malformed HTTP gets a JSON 400."""
+
+    def __init__(self, *args: Any, request_timeout_s: float, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.request_timeout_s = request_timeout_s
+        self.request_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Headers and body go out in two writes: without TCP_NODELAY (which the accepted
+        # sockets here lack) each answer waits 40 ms for the client's delayed ACK.
+        connection = transport.get_extra_info("socket")
+        if connection is not None:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.request_deadline is None:
+            self.request_deadline = self.loop.call_later(
+                self.request_timeout_s, self.request_timed_out
+            )
+        super().data_received(data)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):  # received whole
+            self._cancel_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_deadline(self) -> None:
+        if self.request_deadline is not None:
+            self.request_deadline.cancel()
+            self.request_deadline = None
+
+    def request_timed_out(self) -> None:
+        self.request_deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
+            message = f"the request was not received within {self.request_timeout_s:g} s"
+            self.transport.write(_raw_json_response(HTTPStatus.REQUEST_TIMEOUT, message))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(
+            _raw_json_response(HTTPStatus.BAD_REQUEST, "invalid HTTP request: " + msg)
+        )
+        self.transport.close()
