@@ -15,8 +15,8 @@ import pytest
 from helpers import synthetic_split, tiny_train_params, trained_model
 from project_tools import load_tool
 
+from digits.app.artifacts import describe_model
 from digits.app.images import to_mnist
-from digits.app.models import describe_model
 from digits.dataset import save_split
 
 PROJECT = Path(__file__).parents[1]

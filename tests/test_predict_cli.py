@@ -310,4 +310,4 @@ def test_help_says_where_the_default_model_comes_from(main, capsys):
     for command in ("`dvc pull train-app`", "`make app-model`", "`make repro`", "`dvc pull`"):
         assert command in text
     assert "`dvc artifacts get REPO_URL digits-recogniser`" in text
-    assert "Without --model, here: " in text  # which model it would load (tests/test_app_models)
+    assert "Without --model, here: " in text  # which model it would load (tests/test_app_artifacts)

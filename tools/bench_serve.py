@@ -51,8 +51,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL, default_model, describe_model
 from digits.app.images import to_mnist
-from digits.app.models import APP_MODEL, PIPELINE_MODEL, default_model, describe_model
 from digits.dataset import split_path
 from digits.errors import PipelineError
 

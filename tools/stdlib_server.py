@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from digits.app.artifacts import PIPELINE_MODEL
 from digits.app.images import ImageError, decode_image, to_mnist
-from digits.app.models import PIPELINE_MODEL
 from digits.app.predict import Predictor, describe
 from digits.app.server import (
     IMAGE_TYPES,

@@ -4,7 +4,7 @@
     digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--quiet]
 
 Without --model both load the app's model, data/app-model/model.keras, or when it is missing the
-pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.models). Both say
+pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.artifacts). Both say
 which model they load (name, md5, test accuracy): digits-serve on stdout before its URL,
 digits-predict on stderr (not with --json), and --help says which one they would load.
 
@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
-from digits.app.models import (
+from digits.app.artifacts import (
     APP_MODEL,
     GET_APP_MODEL,
     GET_PIPELINE_MODEL,
@@ -33,6 +32,7 @@ from digits.app.models import (
     default_model,
     describe_model,
 )
+from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
 from digits.app.predict import Predictor, describe
 from digits.app.server import PredictionServer
 from digits.determinism import pin_cpu_kernels

@@ -7,7 +7,7 @@ accuracy, from what DVC recorded about it.
                                 the fallback, with a note saying how to get the better one
 
 Paths are relative to the current folder (a clone of the project), like dvc.yaml's; the names
-are dvc.yaml's `artifacts:` entries (tests/test_app_models.py checks both against dvc.yaml). A
+are dvc.yaml's `artifacts:` entries (tests/test_app_artifacts.py checks both against dvc.yaml). A
 model's version is the md5 of its file (the hash dvc.lock records; the first 8 hex digits are
 shown). Its test accuracy is read from the evaluate stage's metrics file only when dvc.lock
 says that stage evaluated this very file (same md5) and wrote that very metrics file; otherwise

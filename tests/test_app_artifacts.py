@@ -1,4 +1,5 @@
-"""Which model digits-predict and digits-serve load, and what they say about it (digits.app.models).
+"""Which model digits-predict and digits-serve load, and what they say about it
+(digits.app.artifacts).
 
 Each test works in a folder laid out like a clone of the project (data/app-model/model.keras,
 data/model/model.keras, metrics/, dvc.lock) and runs there, as a person runs the commands. The
@@ -18,8 +19,7 @@ import yaml
 from PIL import Image, ImageDraw
 from serving import serving
 
-from digits.app.cli import predict_main, serve_main
-from digits.app.models import (
+from digits.app.artifacts import (
     APP_MODEL,
     APP_MODEL_TRAINING_MINUTES,
     PIPELINE_MODEL,
@@ -28,6 +28,7 @@ from digits.app.models import (
     default_model,
     describe_model,
 )
+from digits.app.cli import predict_main, serve_main
 from digits.errors import PipelineError
 
 PROJECT = Path(__file__).parents[1]
