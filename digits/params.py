@@ -190,7 +190,7 @@ def _allowed_keys(model: type[Section], location: tuple) -> list[str]:
     return list(current.model_fields)
 
 
-def _describe(name: str, model: type[Section], problem: dict) -> str:
+def _format_problem(name: str, model: type[Section], problem: dict) -> str:
     """One line per problem: the key, what is wrong and what is allowed, and the value given."""
     key = ".".join([name, *map(str, problem["loc"])])
     if problem["type"] == "missing":
@@ -208,7 +208,7 @@ def parse_section(name: str, raw: object, model: type[S], what: str = "params") 
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        lines = [_describe(name, model, problem) for problem in error.errors()]
+        lines = [_format_problem(name, model, problem) for problem in error.errors()]
         raise ParamsError(f"invalid {what}:\n" + "\n".join(lines)) from None
 
 

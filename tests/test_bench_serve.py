@@ -15,7 +15,7 @@ import pytest
 from helpers import synthetic_split, tiny_train_params, trained_model
 from project_tools import load_tool
 
-from digits.app.artifacts import describe_model
+from digits.app.artifacts import read_model_info
 from digits.app.images import to_mnist
 from digits.dataset import save_split
 
@@ -90,7 +90,7 @@ def test_the_accuracy_table_has_a_column_per_model(
 
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    versions = [describe_model(path).version for path in (model_file, other)]
+    versions = [read_model_info(path).version for path in (model_file, other)]
     assert re.search(r"^ +model\.keras +cnn\.keras$", out, re.MULTILINE), out
     assert re.search(rf"^ +{versions[0]} +{versions[1]}$", out, re.MULTILINE), out
     rows = {

@@ -1,6 +1,6 @@
 """digits-predict and digits-serve's command line (digits.app.cli), with a tiny model trained
 here on the synthetic digits (never data/model, which a fresh clone does not have). The
-Predictor, `describe` and the not-a-digit rule: tests/test_app_predict.py."""
+Predictor, `prediction_json` and the not-a-digit rule: tests/test_app_predict.py."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL, default_model, describe_model
+from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL, default_model, read_model_info
 from digits.app.images import to_mnist
 from digits.dataset import split_path
 from digits.errors import PipelineError
@@ -446,7 +446,7 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         servers = {}
         for path in args.compare:
-            info = describe_model(path)
+            info = read_model_info(path)
             label = f"{info.name}, {info.version}"
             print(f"model: {info.line()}")
             servers[label] = stack.enter_context(serving(path))

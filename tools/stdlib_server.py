@@ -22,7 +22,7 @@ import numpy as np
 
 from digits.app.artifacts import PIPELINE_MODEL
 from digits.app.images import ImageError, decode_image, to_mnist
-from digits.app.predict import Predictor, describe
+from digits.app.predict import Predictor, prediction_json
 from digits.app.server import (
     IMAGE_TYPES,
     JSON_TYPE,
@@ -104,7 +104,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         try:
             image = self._read_image()
-            result = describe(self.server.predict(image[np.newaxis])[0], image)
+            result = prediction_json(self.server.predict(image[np.newaxis])[0], image)
         except RequestError as error:
             self._send_json(error.status, {"error": str(error)})
             return

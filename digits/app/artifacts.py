@@ -156,7 +156,7 @@ def recorded_md5(stage: Any, kind: str, path: Path) -> str | None:
     return None
 
 
-def describe_model(path: Path) -> ModelInfo:
+def read_model_info(path: Path) -> ModelInfo:
     """Name, version and test accuracy of the model file at `path` (which must exist)."""
     md5 = file_md5(path)
     lock = read_lock()

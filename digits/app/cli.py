@@ -30,10 +30,10 @@ from digits.app.artifacts import (
     GET_PIPELINE_MODEL,
     PIPELINE_MODEL,
     default_model,
-    describe_model,
+    read_model_info,
 )
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
-from digits.app.predict import Predictor, describe
+from digits.app.predict import Predictor, prediction_json
 from digits.app.server import PredictionServer
 from digits.determinism import pin_cpu_kernels
 from digits.errors import PipelineError
@@ -61,7 +61,7 @@ def default_model_summary() -> str:
         choice = default_model()
     except PipelineError as error:
         return f"Without --model, here: {error}."
-    summary = f"Without --model, here: {describe_model(choice.path).line()}."
+    summary = f"Without --model, here: {read_model_info(choice.path).line()}."
     return f"{summary} {choice.note}" if choice.note else summary
 
 
@@ -109,11 +109,11 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         if not args.json:  # which model read them; stdout keeps the results only
-            print(f"model: {describe_model(model).line()}", file=sys.stderr)
+            print(f"model: {read_model_info(model).line()}", file=sys.stderr)
         images = np.stack(list(prepared.values()))
         probabilities = predictor.probabilities(images)
         results = {
-            index: describe(row, image)
+            index: prediction_json(row, image)
             for index, row, image in zip(prepared, probabilities, images, strict=True)
         }
 
@@ -179,7 +179,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    model_info = describe_model(model)
+    model_info = read_model_info(model)
     # uvicorn's warnings (malformed requests) and, unless --quiet, one line per request.
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)

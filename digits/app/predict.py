@@ -3,7 +3,7 @@
 `model.predict` sets up a data pipeline on every call (about 35 ms here for one image); a
 `tf.function` with a fixed input signature is traced once and then costs about 0.25 ms.
 TensorFlow is imported when a Predictor is made: call `digits.determinism.pin_cpu_kernels()`
-first. `describe` needs no TensorFlow.
+first. `prediction_json` needs no TensorFlow.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def not_a_digit(image: np.ndarray, probabilities: np.ndarray) -> str | None:
     return None
 
 
-def describe(probabilities: np.ndarray, image: np.ndarray) -> dict:
+def prediction_json(probabilities: np.ndarray, image: np.ndarray) -> dict:
     """(10,) probabilities of the (28, 28) `image` -> {"digit", "probability", "probabilities",
     "top3", "not_a_digit"}: plain Python numbers rounded to 6 decimals, for printing and JSON;
     not_a_digit is None or why the image does not look like a digit."""

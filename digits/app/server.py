@@ -48,7 +48,7 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from digits.app.images import ImageError, decode_image, to_mnist
-from digits.app.predict import describe
+from digits.app.predict import prediction_json
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH
 
 MAX_BODY_BYTES = 1024 * 1024  # a 280x280 canvas PNG is 3-15 KB
@@ -181,7 +181,7 @@ def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None)
             return JSONResponse(described, headers={"Cache-Control": "no-store"})
 
     def answer(image: np.ndarray) -> dict:
-        return describe(predict(image[np.newaxis])[0], image)
+        return prediction_json(predict(image[np.newaxis])[0], image)
 
     def answer_pixels(body: bytes) -> dict:
         return answer(parse_pixels(body))
