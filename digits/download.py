@@ -24,7 +24,7 @@ from typing import IO
 
 from tqdm import tqdm
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.files import atomic_directory, atomic_path
 from digits.params import DatasetSource, DownloadParams, ExpectedFile
 
@@ -32,7 +32,7 @@ CHUNK_BYTES = 1 << 16  # read, decompress, hash and write in pieces this size: m
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-class DownloadError(PipelineError):
+class DownloadError(DigitsError):
     """No mirror served a file whose decompressed content matches its pinned size and SHA-256."""
 
 

@@ -23,7 +23,7 @@ from keras import layers
 from keras.optimizers.schedules import LearningRateSchedule
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.files import atomic_path
 from digits.keras_archive import normalize_keras_archive
 from digits.params import TrainParams
@@ -282,7 +282,7 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
     """Load with Keras' safe_mode on (no arbitrary code from the file)."""
     if not Path(path).is_file():
-        raise PipelineError(
+        raise DigitsError(
             f"model file {path} does not exist: make it with `dvc repro` or fetch it with "
             "`dvc pull`"
         )

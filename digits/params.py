@@ -22,10 +22,10 @@ from pydantic import (
 from ruamel.yaml import YAML, YAMLError
 
 from digits.dataset import RAW_FILE_NAMES
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 
-class ParamsError(PipelineError):
+class ParamsError(DigitsError):
     """params.yaml is missing, unreadable, or holds a value that is not allowed."""
 
 

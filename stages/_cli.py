@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call a stage's main; a PipelineError becomes one clear message on stderr and exit 1.
+    """Call a stage's main; a DigitsError becomes one clear message on stderr and exit 1.
 
     SIGTERM (what `kill` and process managers send) is turned into an exception like Ctrl+C's
     SIGINT, so that the atomic writers' clean-up runs on both.
@@ -29,7 +29,7 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return main(argv)
-    except PipelineError as error:
+    except DigitsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

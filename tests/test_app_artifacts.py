@@ -29,7 +29,7 @@ from digits.app.artifacts import (
     read_model_info,
 )
 from digits.app.cli import predict_main, serve_main
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 PROJECT = Path(__file__).parents[1]
 ACCURACY = {APP_MODEL: 0.9876, PIPELINE_MODEL: 0.9543}
@@ -209,7 +209,7 @@ def test_without_the_app_model_the_default_is_the_pipelines_with_a_note(clone: P
 
 
 def test_without_either_model_the_error_names_both_and_how_to_get_them(clone: Path) -> None:
-    with pytest.raises(PipelineError) as error:
+    with pytest.raises(DigitsError) as error:
         default_model()
     message = str(error.value)
     assert message.startswith(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from digits.app.predict import Predictor, not_a_digit, prediction_json
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 
 def test_predictor_matches_model_predict(model_file: Path, synthetic_data: dict) -> None:
@@ -36,7 +36,7 @@ def test_predictor_rejects_wrong_shapes(model_file: Path) -> None:
         predictor.probabilities(np.zeros((28, 28), np.float32))
 
     flat = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10)])
-    with pytest.raises(PipelineError, match=r"the model maps \(None, 784\) -> \(None, 10\)"):
+    with pytest.raises(DigitsError, match=r"the model maps \(None, 784\) -> \(None, 10\)"):
         Predictor(flat)
 
 

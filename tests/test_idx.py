@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from digits.dataset import SPLIT_FILES
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.files import load_arrays
 from digits.idx import IdxError, parse_idx, parse_images, parse_labels, read_split
 from stages import decode
@@ -97,7 +97,7 @@ def test_uint8_result_is_a_read_only_view_and_never_aliases_a_mutable_buffer() -
 
 
 def test_idx_error_is_a_pipeline_error() -> None:
-    assert issubclass(IdxError, PipelineError)
+    assert issubclass(IdxError, DigitsError)
 
 
 # --- every rejection names the file and the check -----------------------------------------------

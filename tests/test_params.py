@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from digits.dataset import RAW_FILE_NAMES, save_split
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.params import (
     SECTIONS,
     DownloadParams,
@@ -101,7 +101,7 @@ def test_params_are_frozen() -> None:
 
 
 def test_params_error_is_a_pipeline_error() -> None:
-    assert issubclass(ParamsError, PipelineError)
+    assert issubclass(ParamsError, DigitsError)
 
 
 # --- unknown and missing keys -------------------------------------------------------------------

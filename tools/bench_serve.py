@@ -54,7 +54,7 @@ from PIL import Image, ImageDraw, ImageFont
 from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL, default_model, read_model_info
 from digits.app.images import to_mnist
 from digits.dataset import split_path
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
@@ -407,7 +407,7 @@ def main() -> int:
     if not args.accuracy_only:  # the latency run's (or the memory run's) model
         try:
             model = model or default_model().path
-        except PipelineError as error:
+        except DigitsError as error:
             raise SystemExit(f"error: {error}") from None
         needed.insert(0, model)
     for path in needed:

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 LOCK_FILE = Path("dvc.lock")
 SHORT_MD5 = 8  # hex digits of the md5 shown as the version
@@ -83,7 +83,7 @@ class DefaultModel:
 
 
 def default_model() -> DefaultModel:
-    """The app's model if it exists, else the pipeline's MLP (with a note); PipelineError,
+    """The app's model if it exists, else the pipeline's MLP (with a note); DigitsError,
     naming both and how to get them, if neither exists."""
     if APP_MODEL.path.exists():
         return DefaultModel(APP_MODEL.path)
@@ -94,7 +94,7 @@ def default_model() -> DefaultModel:
             f"({PIPELINE_MODEL.path}), which reads handwriting less well. Get the better one "
             f"with {GET_APP_MODEL}.",
         )
-    raise PipelineError(
+    raise DigitsError(
         f"no model: neither {APP_MODEL.path} ({APP_MODEL.role}: {GET_APP_MODEL}) nor "
         f"{PIPELINE_MODEL.path} ({PIPELINE_MODEL.role}: {GET_PIPELINE_MODEL}) exists in this "
         "folder. Run one of those in a clone of the project, or pass --model PATH"

@@ -36,7 +36,7 @@ from digits.app.images import read_image, release_image_memory_when_freed, to_mn
 from digits.app.predict import Predictor, prediction_json
 from digits.app.server import PredictionServer
 from digits.determinism import pin_cpu_kernels
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 MODEL_HELP = (
     f"a .keras file, used as given. Default, relative to the current folder (a clone of the "
@@ -59,7 +59,7 @@ class ModelHelpParser(argparse.ArgumentParser):
 def default_model_summary() -> str:
     try:
         choice = default_model()
-    except PipelineError as error:
+    except DigitsError as error:
         return f"Without --model, here: {error}."
     summary = f"Without --model, here: {read_model_info(choice.path).line()}."
     return f"{summary} {choice.note}" if choice.note else summary
@@ -95,7 +95,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     for index, path in enumerate(args.images):
         try:
             prepared[index] = to_mnist(read_image(path), str(path))
-        except PipelineError as error:
+        except DigitsError as error:
             errors[index] = str(error)
             print(f"error: {error}", file=sys.stderr)
 
@@ -105,7 +105,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             model = model_to_load(args.model)
             pin_cpu_kernels()
             predictor = Predictor.from_file(model)
-        except PipelineError as error:
+        except DigitsError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
         if not args.json:  # which model read them; stdout keeps the results only
@@ -176,7 +176,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         model = model_to_load(args.model)
         pin_cpu_kernels()
         predictor = Predictor.from_file(model)  # once, before the first request
-    except PipelineError as error:
+    except DigitsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     model_info = read_model_info(model)
