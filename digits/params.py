@@ -95,7 +95,7 @@ class AugmentationParams(Section):
 
 class TrainParams(Section):
     seed: Seed
-    model: Literal["mlp", "cnn"]
+    architecture: Literal["mlp", "cnn"]
     # mlp: the hidden Dense layers; cnn: the Dense layers after the convolutions.
     hidden_units: Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(max_length=8)]
     # cnn only: one block per entry (convs_per_block 3x3 convolutions, then 2x2 max-pooling).
@@ -124,10 +124,10 @@ class TrainParams(Section):
                 f"momentum={self.momentum} applies to sgd and rmsprop only; "
                 f"set it to 0 for optimizer={self.optimizer!r}"
             )
-        if self.model == "mlp" and not self.hidden_units:
-            raise ValueError("model='mlp' needs at least one entry in hidden_units")
-        if self.model == "cnn" and not self.conv_filters:
-            raise ValueError("model='cnn' needs at least one entry in conv_filters")
+        if self.architecture == "mlp" and not self.hidden_units:
+            raise ValueError("architecture='mlp' needs at least one entry in hidden_units")
+        if self.architecture == "cnn" and not self.conv_filters:
+            raise ValueError("architecture='cnn' needs at least one entry in conv_filters")
         return self
 
 

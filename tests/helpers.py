@@ -18,7 +18,7 @@ PARAMS = PROJECT / "params.yaml"
 COMMITTED_PARAMS: dict[str, Any] = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
 
 # A network small and quick enough to learn the synthetic digits in a second or two: one Dense
-# layer of 32 (and, for model=cnn, two thin convolution blocks), one epoch of batches of 32.
+# layer of 32 (and, for architecture=cnn, two thin convolution blocks), one epoch of batches of 32.
 TINY_TRAIN = {
     "hidden_units": [32],
     "conv_filters": [4, 8],

@@ -25,7 +25,7 @@ def test_the_keras_side_is_the_pipelines_network(network: str, parameters: int) 
 
 def test_the_cnn_is_the_augmented_row_of_the_sweep() -> None:
     params = frameworks.train_params(PARAMS, frameworks.NETWORKS["cnn-augmented"][0])
-    assert params.model == "cnn"
+    assert params.architecture == "cnn"
     assert params.augmentation.enabled
     assert (params.conv_filters, params.convs_per_block, params.hidden_units) == (
         [32, 64],

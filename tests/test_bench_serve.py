@@ -65,7 +65,7 @@ def test_the_accuracy_table_has_a_column_per_model(
     from digits.model import save_model
 
     other = tmp_path / "cnn.keras"
-    save_model(trained_model(tiny_train_params(model="cnn"), synthetic_data)[0], other)
+    save_model(trained_model(tiny_train_params(architecture="cnn"), synthetic_data)[0], other)
     mnist = tmp_path / "processed"
     save_split(mnist, "test", *synthetic_split(50, 7))
 
