@@ -11,13 +11,22 @@ from collections.abc import Callable, Sequence
 from digits.errors import DigitsError
 
 
-def parser(doc: str | None) -> argparse.ArgumentParser:
-    summary = (doc or "").strip().splitlines()[0] if doc else None
-    result = argparse.ArgumentParser(description=summary)
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The stage's argument parser, with --params; its description (what --help shows first) is
+    the whole first paragraph of `doc`, the stage module's docstring."""
+    result = argparse.ArgumentParser(description=first_paragraph(doc))
     result.add_argument(
         "--params", default="params.yaml", help="params file (default: %(default)s)"
     )
     return result
+
+
+def first_paragraph(doc: str | None) -> str | None:
+    """The text up to the first blank line, on one line: "Stage x: a -> b.\n\nMore" -> "Stage
+    x: a -> b." (argparse wraps it to the terminal's width)."""
+    if not doc or not doc.strip():
+        return None
+    return " ".join(doc.strip().split("\n\n")[0].split())
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
