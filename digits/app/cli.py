@@ -2,6 +2,7 @@
 
     digits-predict IMAGE... [--model PATH] [--json]
     digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--quiet]
+    digits-predict --version, digits-serve --version: the installed package's version
 
 Without --model both load the app's model, data/app-model/model.keras, or when it is missing the
 pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.artifacts). Both say
@@ -14,6 +15,7 @@ Exit status: 0 on success, 1 when any file (or the model) could not be used, 2 f
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import ipaddress
 import json
 import logging
@@ -47,9 +49,27 @@ MODEL_HELP = (
 )
 
 
+def package_version() -> str:
+    """The installed digits package's version (pyproject.toml's, as pip recorded it)."""
+    try:
+        return importlib.metadata.version("digits")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (the digits package is not installed: run `make setup`)"
+
+
 class ModelHelpParser(argparse.ArgumentParser):
-    """An argument parser whose --help ends with the model the command would load here (worked
-    out only when the help is shown: it reads the model file to hash it)."""
+    """An argument parser with --version ("digits-predict 0.1.0") whose --help ends with the
+    model the command would load here (worked out only when the help is shown: it reads the
+    model file to hash it)."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description)
+        self.add_argument(
+            "--version",
+            action="version",
+            version=f"{prog} {package_version()}",
+            help="print the installed version and exit",
+        )
 
     def format_help(self) -> str:
         self.epilog = default_model_summary()
@@ -77,17 +97,17 @@ def model_to_load(given: Path | None) -> Path:
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
     """Print the predicted digit, its probability and the top 3 for each image file."""
-    arguments = ModelHelpParser(
+    parser = ModelHelpParser(
         prog="digits-predict",
         description="Read handwritten digits from PNG or JPEG files (any size; dark ink on "
         "light paper or light ink on dark).",
     )
-    arguments.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    arguments.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
-    arguments.add_argument(
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON array, an object per file"
     )
-    args = arguments.parse_args(argv)
+    args = parser.parse_args(argv)
 
     # Every file is read and checked before TensorFlow loads (2 s): bad files are reported fast.
     prepared: dict[int, np.ndarray] = {}
@@ -155,21 +175,21 @@ def format_result(result: dict) -> str:
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
     """Serve the drawing page and its JSON API until interrupted."""
-    arguments = ModelHelpParser(
+    parser = ModelHelpParser(
         prog="digits-serve",
         description="Serve a page where you draw a digit and watch the model read it.",
     )
-    arguments.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
-    arguments.add_argument(
+    parser.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
+    parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
-    arguments.add_argument(
+    parser.add_argument(
         "--port", type=int, default=8000, help="0 picks a free port (default: %(default)s)"
     )
-    arguments.add_argument("--quiet", action="store_true", help="do not log every request")
-    args = arguments.parse_args(argv)
+    parser.add_argument("--quiet", action="store_true", help="do not log every request")
+    args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
-        arguments.error(f"--port must be 0..65535, got {args.port}")
+        parser.error(f"--port must be 0..65535, got {args.port}")
 
     release_image_memory_when_freed()
     try:
