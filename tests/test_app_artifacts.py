@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.serving import serving
 from PIL import Image, ImageDraw
-from serving import serving
 
 from digits.app.artifacts import (
     APP_MODEL,

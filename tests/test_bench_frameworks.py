@@ -6,8 +6,8 @@ included; PyTorch itself is not installed for the tests)."""
 from __future__ import annotations
 
 import pytest
-from helpers import PARAMS
-from project_tools import load_tool
+from helpers.pipeline import PARAMS
+from helpers.project_tools import load_tool
 
 from digits.model import Network, build_model
 

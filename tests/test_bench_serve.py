@@ -12,8 +12,9 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-from helpers import synthetic_split, tiny_train_params, trained_model
-from project_tools import load_tool
+from helpers.pipeline import tiny_train_params, trained_model
+from helpers.project_tools import load_tool
+from helpers.synthetic import synthetic_split
 
 from digits.app.artifacts import read_model_info
 from digits.app.images import to_mnist

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from project_tools import load_tool
+from helpers.project_tools import load_tool
 
 check_wheels = load_tool("check_wheels")
 

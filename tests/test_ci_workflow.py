@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from project_tools import load_tool
+from helpers.project_tools import load_tool
 
 PROJECT = Path(__file__).parents[1]
 WORKFLOWS = PROJECT / ".github" / "workflows"

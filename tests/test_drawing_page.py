@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chromium import launched_chromium
-from serving import serving
+from helpers.chromium import launched_chromium
+from helpers.serving import serving
 
 from digits.model import save_model
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
-from helpers import TINY_TRAIN, train_argv, write_params
-from project_tools import load_tool
+from helpers.pipeline import TINY_TRAIN, train_argv, write_params
+from helpers.project_tools import load_tool
 
 from digits.params import SECTIONS, load_section
 from stages import train

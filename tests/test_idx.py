@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import IDX_TYPE_CODES, encode_idx  # the reference encoder, independent of digits.idx
+from helpers.synthetic import IDX_TYPE_CODES, encode_idx  # a reference, not digits.idx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import tiny_train_params, trained_model
+from helpers.pipeline import tiny_train_params, trained_model
 
 from digits.determinism import seed_everything
 from digits.model import (

@@ -17,9 +17,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers.project_tools import load_tool
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from project_tools import load_tool
 
 PROJECT = Path(__file__).parents[1]
 PYPROJECT = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))

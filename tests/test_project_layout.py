@@ -1,4 +1,5 @@
-"""The project's file names say what each file holds: no two differ only by a plural.
+"""The project's file names say what each file holds: no two differ only by a plural, and
+tests/ holds test modules, with its helper modules in one package, tests/helpers/.
 
 `digits/model.py` (the Keras code) beside a `digits/app/models.py` (which artifact the app loads)
 made a reader open the wrong one; the app's module is `digits/app/artifacts.py`.
@@ -36,3 +37,16 @@ def test_no_two_project_files_differ_only_by_a_plural() -> None:
 def test_the_app_names_its_model_files_in_artifacts_py() -> None:
     assert (PROJECT / "digits/app/artifacts.py").is_file()
     assert not (PROJECT / "digits/app/models.py").exists()
+
+
+def test_tests_holds_test_modules_and_its_helpers_sit_in_one_package() -> None:
+    tests = PROJECT / "tests"
+    loose = sorted(
+        path.name
+        for path in tests.glob("*.py")
+        if not path.name.startswith("test_") and path.name != "conftest.py"
+    )
+    assert not loose, f"helper modules outside tests/helpers/: {loose}"
+    helpers = tests / "helpers"
+    assert (helpers / "__init__.py").is_file()
+    assert not list(helpers.glob("test_*.py")), "test modules belong in tests/, not its helpers"

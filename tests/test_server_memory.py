@@ -1,5 +1,6 @@
-"""digits-serve in its own process (tests/serving.py) under a burst of huge PNGs: its memory stays
-bounded and is given back. Read from /proc/PID/status: VmHWM (peak) and VmRSS (now)."""
+"""digits-serve in its own process (tests/helpers/serving.py) under a burst of huge PNGs: its
+memory stays bounded and is given back. Read from /proc/PID/status: VmHWM (peak) and VmRSS
+(now)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from serving import ServerProcess, huge_png, post_in_parallel, serving
+from helpers.serving import ServerProcess, huge_png, post_in_parallel, serving
 
 from digits.model import save_model
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import PROJECT, TINY_TRAIN, evaluate_argv, train_argv, write_params
+from helpers.pipeline import PROJECT, TINY_TRAIN, evaluate_argv, train_argv, write_params
 
 from digits.dataset import load_split
 from digits.model import HISTORY_COLUMNS

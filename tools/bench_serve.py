@@ -7,7 +7,7 @@ Needs the trained models: the app's (data/app-model/model.keras: `make app-model
 train-app`) and the pipeline's MLP (data/model/model.keras: `make repro` or `dvc pull`).
 
 Latency (skipped with --accuracy-only): starts each server of --servers (default: digits-serve
-and, for comparison, the old standard-library server; see tests/serving.py) with --model
+and, for comparison, the old standard-library server; see tests/helpers/serving.py) with --model
 (default: what digits-serve loads, the app's model when it exists) on 127.0.0.1, each in its
 own process. Then, --rounds times, for each payload and client count, measures the servers in
 turn: every client (a thread with its own keep-alive connection, like a browser tab) sends
@@ -57,7 +57,7 @@ from digits.dataset import split_path
 from digits.errors import DigitsError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
+from helpers.serving import SERVER_COMMANDS, ServerProcess, huge_png, post_in_parallel, serving
 
 TARGETS_MS = {"json 28x28": 10.0, "png 280x280": 25.0}
 TARGET_CLIENTS = 4
