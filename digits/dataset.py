@@ -40,6 +40,6 @@ def save_split(
 
 
 def load_split(folder: str | os.PathLike[str], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of one split; PipelineError naming the file if it is missing or bad."""
+    """(images, labels) of one split; DigitsError naming the file if it is missing or bad."""
     images, labels = load_arrays(split_path(folder, split), *SPLIT_ARRAYS)
     return images, labels

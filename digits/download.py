@@ -24,7 +24,7 @@ from typing import IO
 
 from tqdm import tqdm
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.files import atomic_directory, atomic_path
 from digits.params import DatasetSource, DownloadParams, ExpectedFile
 
@@ -32,7 +32,7 @@ CHUNK_BYTES = 1 << 16  # read, decompress, hash and write in pieces this size: m
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-class DownloadError(PipelineError):
+class DownloadError(DigitsError):
     """No mirror served a file whose decompressed content matches its pinned size and SHA-256."""
 
 
@@ -180,7 +180,7 @@ def _read_chunks(source: str | Path, timeout_seconds: float) -> Iterator[bytes]:
             with open(source, "rb") as file:
                 yield from iter(lambda: file.read(CHUNK_BYTES), b"")
         except OSError as error:  # a missing file will not appear on a retry
-            raise _SkipMirror(f"cannot read {source}: {_describe(error)}") from None
+            raise _SkipMirror(f"cannot read {source}: {_format_error(error)}") from None
         return
     try:
         response = urllib.request.urlopen(source, timeout=timeout_seconds)
@@ -189,9 +189,9 @@ def _read_chunks(source: str | Path, timeout_seconds: float) -> Iterator[bytes]:
         failure = _RetryMirror if error.code >= 500 else _SkipMirror
         raise failure(f"HTTP {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
-        raise _RetryMirror(_describe(error.reason)) from None
+        raise _RetryMirror(_format_error(error.reason)) from None
     except (OSError, http.client.HTTPException) as error:  # e.g. a timeout awaiting the status line
-        raise _RetryMirror(_describe(error)) from None
+        raise _RetryMirror(_format_error(error)) from None
     except ValueError as error:
         raise _SkipMirror(f"invalid URL ({error})") from None
     with response:
@@ -201,7 +201,9 @@ def _read_chunks(source: str | Path, timeout_seconds: float) -> Iterator[bytes]:
             try:
                 chunk = response.read(CHUNK_BYTES)
             except (OSError, http.client.HTTPException) as error:
-                raise _RetryMirror(f"{_describe(error)} {received:,} bytes into the body") from None
+                raise _RetryMirror(
+                    f"{_format_error(error)} {received:,} bytes into the body"
+                ) from None
             if not chunk:
                 break
             received += len(chunk)
@@ -289,7 +291,7 @@ def _unexpected(data: bytes, members: int) -> _SkipMirror:
     return _SkipMirror(f"not a gzip file (starts with {data[:32]!r})")
 
 
-def _describe(error: BaseException) -> str:
+def _format_error(error: BaseException) -> str:
     """'connection refused' rather than '<urlopen error [Errno 111] Connection refused>'."""
     text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
     text = text or type(error).__name__

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 
 def _temp_prefix(final: Path) -> str:
@@ -111,12 +111,10 @@ def load_arrays(path: str | os.PathLike[str], *names: str) -> tuple[np.ndarray, 
         with np.load(path, allow_pickle=False) as npz:
             missing = [name for name in names if name not in npz.files]
             if missing:
-                raise PipelineError(
-                    f"{path}: missing arrays {missing}; it holds {sorted(npz.files)}"
-                )
+                raise DigitsError(f"{path}: missing arrays {missing}; it holds {sorted(npz.files)}")
             return tuple(npz[name] for name in names)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise PipelineError(f"cannot read arrays from {path}: {error}") from error
+        raise DigitsError(f"cannot read arrays from {path}: {error}") from error
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 100) -> None:

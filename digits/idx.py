@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 # Type code -> dtype of each value as stored (big-endian), from the IDX specification.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -43,7 +43,7 @@ _TYPE_CODE_BY_NAME = {dtype.name: code for code, dtype in IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class IdxError(PipelineError):
+class IdxError(DigitsError):
     """An IDX file that is malformed, or well-formed but not what MNIST needs."""
 
 

@@ -23,7 +23,7 @@ from keras import layers
 from keras.optimizers.schedules import LearningRateSchedule
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.files import atomic_path
 from digits.keras_archive import normalize_keras_archive
 from digits.params import TrainParams
@@ -46,7 +46,7 @@ class Network:
     128 ReLU -> Dropout -> Dense 64 ReLU -> Dropout -> Dense 10 softmax. The train stage makes
     one from its params (`Network.from_params`); tests and tools can make one directly."""
 
-    model: Literal["mlp", "cnn"] = "mlp"
+    architecture: Literal["mlp", "cnn"] = "mlp"
     hidden_units: tuple[int, ...] = (128, 64)  # mlp: hidden Dense layers; cnn: after the convs
     conv_filters: tuple[int, ...] = (32, 64)  # cnn: one block of 3x3 convolutions per entry
     convs_per_block: int = 1  # cnn
@@ -60,7 +60,7 @@ class Network:
     def from_params(cls, params: TrainParams) -> Network:
         augmentation = params.augmentation
         return cls(
-            model=params.model,
+            architecture=params.architecture,
             hidden_units=tuple(params.hidden_units),
             conv_filters=tuple(params.conv_filters),
             convs_per_block=params.convs_per_block,
@@ -90,7 +90,7 @@ def tune_tensorflow_for(network: Network) -> None:
     """
     import tensorflow as tf
 
-    if network.model != "mlp":
+    if network.architecture != "mlp":
         return
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
@@ -159,11 +159,11 @@ def build_model(network: Network) -> keras.Model:
     in the same process, and the names are saved in the .keras file.
     """
     front: list[layers.Layer] = []
-    if network.model == "cnn" or network.augmentation:  # image layers want (N, 28, 28, 1)
+    if network.architecture == "cnn" or network.augmentation:  # image layers want (N, 28, 28, 1)
         front.append(layers.Reshape((IMAGE_HEIGHT, IMAGE_WIDTH, 1), name="channels"))
     if network.augmentation:
         front.append(build_augmentation(network.augmentation, network.seed))
-    body = _convolution_blocks(network) if network.model == "cnn" else []
+    body = _convolution_blocks(network) if network.architecture == "cnn" else []
     return keras.Sequential(
         [
             keras.Input(shape=(IMAGE_HEIGHT, IMAGE_WIDTH), name="image"),
@@ -172,7 +172,7 @@ def build_model(network: Network) -> keras.Model:
             layers.Flatten(name="flatten"),
             *_dense_head(network),
         ],
-        name=network.model,
+        name=network.architecture,
     )
 
 
@@ -282,7 +282,7 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
     """Load with Keras' safe_mode on (no arbitrary code from the file)."""
     if not Path(path).is_file():
-        raise PipelineError(
+        raise DigitsError(
             f"model file {path} does not exist: make it with `dvc repro` or fetch it with "
             "`dvc pull`"
         )

@@ -22,10 +22,10 @@ from pydantic import (
 from ruamel.yaml import YAML, YAMLError
 
 from digits.dataset import RAW_FILE_NAMES
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 
-class ParamsError(PipelineError):
+class ParamsError(DigitsError):
     """params.yaml is missing, unreadable, or holds a value that is not allowed."""
 
 
@@ -95,7 +95,7 @@ class AugmentationParams(Section):
 
 class TrainParams(Section):
     seed: Seed
-    model: Literal["mlp", "cnn"]
+    architecture: Literal["mlp", "cnn"]
     # mlp: the hidden Dense layers; cnn: the Dense layers after the convolutions.
     hidden_units: Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(max_length=8)]
     # cnn only: one block per entry (convs_per_block 3x3 convolutions, then 2x2 max-pooling).
@@ -124,10 +124,10 @@ class TrainParams(Section):
                 f"momentum={self.momentum} applies to sgd and rmsprop only; "
                 f"set it to 0 for optimizer={self.optimizer!r}"
             )
-        if self.model == "mlp" and not self.hidden_units:
-            raise ValueError("model='mlp' needs at least one entry in hidden_units")
-        if self.model == "cnn" and not self.conv_filters:
-            raise ValueError("model='cnn' needs at least one entry in conv_filters")
+        if self.architecture == "mlp" and not self.hidden_units:
+            raise ValueError("architecture='mlp' needs at least one entry in hidden_units")
+        if self.architecture == "cnn" and not self.conv_filters:
+            raise ValueError("architecture='cnn' needs at least one entry in conv_filters")
         return self
 
 
@@ -190,7 +190,7 @@ def _allowed_keys(model: type[Section], location: tuple) -> list[str]:
     return list(current.model_fields)
 
 
-def _describe(name: str, model: type[Section], problem: dict) -> str:
+def _format_problem(name: str, model: type[Section], problem: dict) -> str:
     """One line per problem: the key, what is wrong and what is allowed, and the value given."""
     key = ".".join([name, *map(str, problem["loc"])])
     if problem["type"] == "missing":
@@ -208,7 +208,7 @@ def parse_section(name: str, raw: object, model: type[S], what: str = "params") 
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        lines = [_describe(name, model, problem) for problem in error.errors()]
+        lines = [_format_problem(name, model, problem) for problem in error.errors()]
         raise ParamsError(f"invalid {what}:\n" + "\n".join(lines)) from None
 
 

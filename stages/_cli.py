@@ -8,20 +8,29 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 
-def parser(doc: str | None) -> argparse.ArgumentParser:
-    summary = (doc or "").strip().splitlines()[0] if doc else None
-    result = argparse.ArgumentParser(description=summary)
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The stage's argument parser, with --params; its description (what --help shows first) is
+    the whole first paragraph of `doc`, the stage module's docstring."""
+    result = argparse.ArgumentParser(description=first_paragraph(doc))
     result.add_argument(
         "--params", default="params.yaml", help="params file (default: %(default)s)"
     )
     return result
 
 
+def first_paragraph(doc: str | None) -> str | None:
+    """The text up to the first blank line, on one line: "Stage x: a -> b.\n\nMore" -> "Stage
+    x: a -> b." (argparse wraps it to the terminal's width)."""
+    if not doc or not doc.strip():
+        return None
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call a stage's main; a PipelineError becomes one clear message on stderr and exit 1.
+    """Call a stage's main; a DigitsError becomes one clear message on stderr and exit 1.
 
     SIGTERM (what `kill` and process managers send) is turned into an exception like Ctrl+C's
     SIGINT, so that the atomic writers' clean-up runs on both.
@@ -29,7 +38,7 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return main(argv)
-    except PipelineError as error:
+    except DigitsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

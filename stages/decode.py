@@ -13,14 +13,14 @@ from pathlib import Path
 from digits.dataset import SPLIT_FILES, save_split
 from digits.files import atomic_directory
 from digits.idx import read_split
-from stages._cli import parser, run
+from stages._cli import argument_parser, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parser(__doc__)
-    arguments.add_argument("raw_dir", type=Path)
-    arguments.add_argument("out_dir", type=Path)
-    args = arguments.parse_args(argv)
+    parser = argument_parser(__doc__)
+    parser.add_argument("raw_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
 
     with atomic_directory(args.out_dir) as out_dir:
         for split, (images_name, labels_name) in SPLIT_FILES.items():

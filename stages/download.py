@@ -17,16 +17,16 @@ from pathlib import Path
 
 from digits.download import download_all, mirror_list
 from digits.params import DownloadParams, load_dataset_source, load_section
-from stages._cli import parser, run
+from stages._cli import argument_parser, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parser(__doc__)
-    arguments.add_argument(
+    parser = argument_parser(__doc__)
+    parser.add_argument(
         "--datasets", type=Path, required=True, help="dataset sources file (mirrors, pins)"
     )
-    arguments.add_argument("out_dir", type=Path)
-    args = arguments.parse_args(argv)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
     params = load_section(args.params, "download", DownloadParams)
     source = load_dataset_source(args.datasets, params.dataset)
 

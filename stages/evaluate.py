@@ -19,16 +19,16 @@ from digits.metrics import (
 )
 from digits.params import EvaluateParams, load_section
 from digits.plots import confusion_matrix_figure, misclassified_grid
-from stages._cli import parser, run
+from stages._cli import argument_parser, run
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    arguments = parser(__doc__)
-    arguments.add_argument("processed_dir", type=Path)
-    arguments.add_argument("--model", type=Path, required=True, help="input .keras file")
-    arguments.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
-    arguments.add_argument("--plots", type=Path, required=True, help="output folder for plots")
-    return arguments.parse_args(argv)
+    parser = argument_parser(__doc__)
+    parser.add_argument("processed_dir", type=Path)
+    parser.add_argument("--model", type=Path, required=True, help="input .keras file")
+    parser.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
+    parser.add_argument("--plots", type=Path, required=True, help="output folder for plots")
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,16 +9,16 @@ from digits.dataset import load_split
 from digits.files import atomic_directory, save_figure
 from digits.params import ExploreParams, load_section
 from digits.plots import class_counts, class_distribution_figure, mean_digits_figure, sample_grid
-from stages._cli import parser, run
+from stages._cli import argument_parser, run
 
 SPLITS = ("train", "validation", "test")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parser(__doc__)
-    arguments.add_argument("processed_dir", type=Path)
-    arguments.add_argument("out_dir", type=Path)
-    args = arguments.parse_args(argv)
+    parser = argument_parser(__doc__)
+    parser.add_argument("processed_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
     params = load_section(args.params, "explore", ExploreParams)
 
     data = {split: load_split(args.processed_dir, split) for split in SPLITS}

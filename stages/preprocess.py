@@ -13,14 +13,14 @@ from digits.dataset import load_split, save_split
 from digits.files import atomic_directory
 from digits.params import PreprocessParams, load_section
 from digits.preprocess import one_hot, scale_images, split_train_validation
-from stages._cli import parser, run
+from stages._cli import argument_parser, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parser(__doc__)
-    arguments.add_argument("interim_dir", type=Path)
-    arguments.add_argument("out_dir", type=Path)
-    args = arguments.parse_args(argv)
+    parser = argument_parser(__doc__)
+    parser.add_argument("interim_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
     params = load_section(args.params, "preprocess", PreprocessParams)
 
     train_images, train_labels = load_split(args.interim_dir, "train")

@@ -15,20 +15,20 @@ from digits.files import atomic_open, atomic_path, save_figure, write_json
 from digits.metrics import training_summary
 from digits.params import TrainParams, load_section
 from digits.plots import training_curves_figure
-from stages._cli import parser, run
+from stages._cli import argument_parser, run
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    arguments = parser(__doc__)
-    arguments.add_argument("processed_dir", type=Path)
-    arguments.add_argument("--model", type=Path, required=True, help="output .keras file")
-    arguments.add_argument("--history", type=Path, required=True, help="output per-epoch CSV")
-    arguments.add_argument("--curves", type=Path, required=True, help="output training curves PNG")
-    arguments.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
-    arguments.add_argument(
+    parser = argument_parser(__doc__)
+    parser.add_argument("processed_dir", type=Path)
+    parser.add_argument("--model", type=Path, required=True, help="output .keras file")
+    parser.add_argument("--history", type=Path, required=True, help="output per-epoch CSV")
+    parser.add_argument("--curves", type=Path, required=True, help="output training curves PNG")
+    parser.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
+    parser.add_argument(
         "--live", type=Path, required=True, help="DVCLive's folder, rewritten after every epoch"
     )
-    return arguments.parse_args(argv)
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import synthetic_split
+from helpers.synthetic import synthetic_split
 
 from digits.dataset import save_split
 

@@ -1,5 +1,5 @@
-"""digits.app.predict: the Predictor's fast path, `describe` and the not-a-digit rule, with a tiny
-model trained here on the synthetic digits."""
+"""digits.app.predict: the Predictor's fast path, `prediction_json` and the not-a-digit rule, with
+a tiny model trained here on the synthetic digits."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from digits.app.predict import Predictor, describe, not_a_digit
-from digits.errors import PipelineError
+from digits.app.predict import Predictor, not_a_digit, prediction_json
+from digits.errors import DigitsError
 
 
 def test_predictor_matches_model_predict(model_file: Path, synthetic_data: dict) -> None:
@@ -36,14 +36,14 @@ def test_predictor_rejects_wrong_shapes(model_file: Path) -> None:
         predictor.probabilities(np.zeros((28, 28), np.float32))
 
     flat = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10)])
-    with pytest.raises(PipelineError, match=r"the model maps \(None, 784\) -> \(None, 10\)"):
+    with pytest.raises(DigitsError, match=r"the model maps \(None, 784\) -> \(None, 10\)"):
         Predictor(flat)
 
 
-def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
+def test_prediction_json_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
     probabilities = np.array([0.1, 0.3, 0.05, 0.3, 0.0, 0.0, 0.0, 0.2, 0.05, 0.0], np.float32)
 
-    result = describe(probabilities, np.zeros((28, 28), np.float32))
+    result = prediction_json(probabilities, np.zeros((28, 28), np.float32))
 
     assert result["digit"] == 1
     assert result["probability"] == 0.3
@@ -52,7 +52,7 @@ def test_describe_sorts_the_top_3_and_breaks_ties_by_digit() -> None:
     assert result["probabilities"] == [0.1, 0.3, 0.05, 0.3, 0.0, 0.0, 0.0, 0.2, 0.05, 0.0]
     json.dumps(result, allow_nan=False)  # plain Python numbers
     with pytest.raises(ValueError, match=r"expected \(10,\) probabilities"):
-        describe(np.ones((1, 10)), np.zeros((28, 28), np.float32))
+        prediction_json(np.ones((1, 10)), np.zeros((28, 28), np.float32))
 
 
 def stroke_image(strokes: list[tuple[slice, slice]]) -> np.ndarray:

@@ -6,7 +6,7 @@ included; PyTorch itself is not installed for the tests)."""
 from __future__ import annotations
 
 import pytest
-from helpers import PARAMS
+from helpers.pipeline import PARAMS
 
 from digits.model import Network, build_model
 from tools import bench_frameworks as frameworks
@@ -24,7 +24,7 @@ def test_the_keras_side_is_the_pipelines_network(network: str, parameters: int) 
 
 def test_the_cnn_is_the_augmented_row_of_the_sweep() -> None:
     params = frameworks.train_params(PARAMS, frameworks.NETWORKS["cnn-augmented"][0])
-    assert params.model == "cnn"
+    assert params.architecture == "cnn"
     assert params.augmentation.enabled
     assert (params.conv_filters, params.convs_per_block, params.hidden_units) == (
         [32, 64],

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import encode_idx
+from helpers.synthetic import encode_idx
 
 from digits import download
 from digits.dataset import RAW_FILE_NAMES

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chromium import launched_chromium
+from helpers.chromium import launched_chromium
 
 from digits.model import save_model
 from tools.serving import serving

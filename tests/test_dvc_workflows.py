@@ -2,7 +2,7 @@
 
 A module fixture copies the pipeline into a new git repository in a temporary folder, reproduces
 it on small synthetic MNIST files with a tiny network and commits the results on `main`
-(tests/dvc_project.py).
+(tests/helpers/dvc_project.py).
 Every test then runs the real `dvc`, `git` and `make` commands there and asserts on what DVC
 reports: which stages ran, the metrics and params it compares, the report it writes, the
 experiments it lists. Nothing here uses the network or touches the project's own files.
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from chromium import OfflinePage, launched_chromium
-from dvc_project import (
+from helpers.chromium import OfflinePage, launched_chromium
+from helpers.dvc_project import (
     APP_PIPELINE,
     APP_RECIPE,
     DATASETS,
@@ -52,7 +52,7 @@ from dvc_project import (
     parse_repro,
     tree_digest,
 )
-from import_graph import project_imports
+from helpers.import_graph import project_imports
 from PIL import Image
 
 from tools import sweep  # the documented sweep

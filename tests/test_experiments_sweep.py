@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
-from helpers import TINY_TRAIN, train_argv, write_params
+from helpers.pipeline import TINY_TRAIN, train_argv, write_params
 
 from digits.params import SECTIONS, load_section
 from stages import train

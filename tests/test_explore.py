@@ -11,7 +11,8 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import synthetic_split, write_params
+from helpers.pipeline import write_params
+from helpers.synthetic import synthetic_split
 
 from digits.dataset import save_split
 from stages import explore as explore_stage

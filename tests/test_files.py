@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.files import (
     atomic_directory,
     atomic_open,
@@ -300,14 +300,14 @@ def test_save_arrays_bytes_do_not_depend_on_the_clock(tmp_path: Path, monkeypatc
 def test_load_arrays_refuses_pickled_object_arrays(tmp_path: Path) -> None:
     path = tmp_path / "evil.npz"
     np.savez(path, labels=np.array([{"not": "numbers"}, None], dtype=object))
-    with pytest.raises(PipelineError, match=f"cannot read arrays from {path}.*allow_pickle=False"):
+    with pytest.raises(DigitsError, match=f"cannot read arrays from {path}.*allow_pickle=False"):
         load_arrays(path, "labels")
 
 
 def test_load_arrays_names_the_missing_array(tmp_path: Path) -> None:
     path = tmp_path / "split.npz"
     save_arrays(path, images=np.zeros((1, 28, 28), np.uint8))
-    with pytest.raises(PipelineError, match="missing arrays") as caught:
+    with pytest.raises(DigitsError, match="missing arrays") as caught:
         load_arrays(path, "images", "labels")
     assert str(caught.value) == f"{path}: missing arrays ['labels']; it holds ['images']"
 

@@ -31,7 +31,7 @@ from digits.app.images import (
     stroke_width,
     to_mnist,
 )
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 # A "7" with a crossbar, as strokes in a unit box (x right, y down).
 SEVEN = [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)], [(0.3, 0.5), (0.8, 0.5)]]
@@ -323,5 +323,5 @@ def test_read_image_reads_png_and_jpeg(tmp_path: Path, scanned_seven: Image.Imag
 
 def test_image_errors_are_pipeline_errors() -> None:
     """So the commands report them like every other bad input: a message and exit code 1."""
-    assert issubclass(ImageError, PipelineError)
+    assert issubclass(ImageError, DigitsError)
     assert images.ALLOWED_FORMATS == ("PNG", "JPEG")

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import COMMITTED_PARAMS, tiny_train_params, trained_model
+from helpers.pipeline import COMMITTED_PARAMS, tiny_train_params, trained_model
 
 from digits.keras_archive import normalize_keras_archive
 from digits.model import (

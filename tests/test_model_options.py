@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import tiny_train_params, trained_model
+from helpers.pipeline import tiny_train_params, trained_model
 
 from digits.determinism import seed_everything
 from digits.model import (
@@ -53,24 +53,24 @@ def fresh_model(params: TrainParams) -> keras.Model:
 # --- architectures --------------------------------------------------------------------------------
 
 MODELS = {
-    "mlp": {"model": "mlp"},
-    "mlp-augmented": {"model": "mlp", "augmentation": AUGMENTED},
-    "cnn-batch-norm": {"model": "cnn", "batch_norm": True, "convs_per_block": 1},
-    "cnn": {"model": "cnn", "batch_norm": False, "convs_per_block": 1},
-    "cnn-2-convs-batch-norm": {"model": "cnn", "batch_norm": True, "convs_per_block": 2},
-    "cnn-2-convs": {"model": "cnn", "batch_norm": False, "convs_per_block": 2},
-    "cnn-augmented": {"model": "cnn", "augmentation": AUGMENTED},
+    "mlp": {"architecture": "mlp"},
+    "mlp-augmented": {"architecture": "mlp", "augmentation": AUGMENTED},
+    "cnn-batch-norm": {"architecture": "cnn", "batch_norm": True, "convs_per_block": 1},
+    "cnn": {"architecture": "cnn", "batch_norm": False, "convs_per_block": 1},
+    "cnn-2-convs-batch-norm": {"architecture": "cnn", "batch_norm": True, "convs_per_block": 2},
+    "cnn-2-convs": {"architecture": "cnn", "batch_norm": False, "convs_per_block": 2},
+    "cnn-augmented": {"architecture": "cnn", "augmentation": AUGMENTED},
 }
 
 
 def expected_layers(params: TrainParams) -> list[str]:
     front = []
-    if params.model == "cnn" or params.augmentation.enabled:
+    if params.architecture == "cnn" or params.augmentation.enabled:
         front.append("Reshape")
     if params.augmentation.enabled:
         front.append("Sequential")
     body = []
-    if params.model == "cnn":
+    if params.architecture == "cnn":
         conv = ["Conv2D", *(["BatchNormalization"] if params.batch_norm else []), "Activation"]
         block = [*conv * params.convs_per_block, "MaxPooling2D"]
         body = block * len(params.conv_filters)
@@ -81,7 +81,7 @@ def expected_layers(params: TrainParams) -> list[str]:
 def expected_parameters(params: TrainParams) -> int:
     """Weights, biases and batch-norm statistics (4 per channel), counted by hand."""
     total, size, channels = 0, 28, 1
-    if params.model == "cnn":
+    if params.architecture == "cnn":
         for filters in params.conv_filters:
             for _ in range(params.convs_per_block):
                 total += 3 * 3 * channels * filters  # kernel
@@ -102,14 +102,14 @@ def test_build_model_follows_the_params(options: dict) -> None:
     model = fresh_model(params)
 
     assert [type(layer).__name__ for layer in model.layers] == expected_layers(params)
-    assert model.name == params.model
+    assert model.name == params.architecture
     assert model.input_shape == (None, 28, 28)
     assert model.output_shape == (None, 10)
     assert model.count_params() == expected_parameters(params)
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     expected_filters = [f for f in params.conv_filters for _ in range(params.convs_per_block)]
     assert [layer.filters for layer in convolutions] == (
-        expected_filters if params.model == "cnn" else []
+        expected_filters if params.architecture == "cnn" else []
     )
     assert all(layer.use_bias is not params.batch_norm for layer in convolutions)
     assert all(layer.kernel_size == (3, 3) for layer in convolutions)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from digits.dataset import RAW_FILE_NAMES, save_split
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from digits.params import (
     SECTIONS,
     DownloadParams,
@@ -101,7 +101,7 @@ def test_params_are_frozen() -> None:
 
 
 def test_params_error_is_a_pipeline_error() -> None:
-    assert issubclass(ParamsError, PipelineError)
+    assert issubclass(ParamsError, DigitsError)
 
 
 # --- unknown and missing keys -------------------------------------------------------------------
@@ -467,35 +467,51 @@ def augmentation(**changes: Any) -> dict[str, Any]:
     return {**COMMITTED["train"]["augmentation"], **changes}
 
 
-def test_unknown_model_type_lists_the_allowed_ones() -> None:
+def test_unknown_architecture_lists_the_allowed_ones() -> None:
     rejection(
         "train",
-        section("train", model="resnet"),
-        "train.model:",
+        section("train", architecture="resnet"),
+        "train.architecture:",
         "'mlp' or 'cnn'",
         "(got 'resnet')",
     )
 
 
-@pytest.mark.parametrize(("model", "key"), [("cnn", "conv_filters"), ("mlp", "hidden_units")])
-def test_model_without_its_layers_is_rejected(model: str, key: str) -> None:
+def test_the_old_name_of_train_architecture_is_refused_naming_the_new_one() -> None:
+    """`train.model` was renamed `train.architecture` (beside `--model PATH` it read as a file);
+    a params file that still says `model:` gets the allowed keys, the new name among them."""
+    raw = section("train")
+    raw["model"] = raw.pop("architecture")
+    rejection(
+        "train",
+        raw,
+        "train.model: unknown key; allowed keys: seed, architecture, hidden_units",
+        "train.architecture: missing key",
+    )
+
+
+@pytest.mark.parametrize(
+    ("architecture", "key"), [("cnn", "conv_filters"), ("mlp", "hidden_units")]
+)
+def test_architecture_without_its_layers_is_rejected(architecture: str, key: str) -> None:
     message = rejection(
         "train",
-        section("train", model=model, **{key: []}),
-        f"train: model={model!r} needs at least one entry in {key}",
+        section("train", architecture=architecture, **{key: []}),
+        f"train: architecture={architecture!r} needs at least one entry in {key}",
     )
     assert len(message.splitlines()) == 2
 
 
 @pytest.mark.parametrize(
-    ("model", "key"), [("cnn", "hidden_units"), ("mlp", "conv_filters"), ("mlp", "hidden_units")]
+    ("architecture", "key"),
+    [("cnn", "hidden_units"), ("mlp", "conv_filters"), ("mlp", "hidden_units")],
 )
-def test_layers_a_model_can_do_without_may_be_empty(model: str, key: str) -> None:
+def test_layers_an_architecture_can_do_without_may_be_empty(architecture: str, key: str) -> None:
     # cnn: convolutions straight into the softmax; mlp: conv_filters is not used.
-    raw = section("train", model=model, **{key: []})
-    if model == "mlp" and key == "hidden_units":
+    raw = section("train", architecture=architecture, **{key: []})
+    if architecture == "mlp" and key == "hidden_units":
         raw["hidden_units"] = [8]  # the one list an mlp needs
-    assert parse_section("train", raw, TrainParams).model == model
+    assert parse_section("train", raw, TrainParams).architecture == architecture
 
 
 @pytest.mark.parametrize(
@@ -579,14 +595,17 @@ def test_negative_early_stopping_patience() -> None:
 @pytest.mark.parametrize(
     ("changes", "fragments"),
     [
-        ({"model": "resnet"}, ["train.model:", "(got 'resnet')"]),
-        ({"model": "cnn", "conv_filters": []}, ["train: model='cnn' needs at least one entry"]),
+        ({"architecture": "resnet"}, ["train.architecture:", "(got 'resnet')"]),
+        (
+            {"architecture": "cnn", "conv_filters": []},
+            ["train: architecture='cnn' needs at least one entry"],
+        ),
         ({"schedule": "linear"}, ["train.schedule:", "(got 'linear')"]),
         ({"augmentation": augmentation(enabled="yes")}, ["train.augmentation.enabled:", "'yes'"]),
         ({"augmentation": augmentation(max_zoom=1.0)}, ["train.augmentation.max_zoom:", "1.0"]),
         ({"early_stopping_patience": -1}, ["train.early_stopping_patience:", "(got -1)"]),
     ],
-    ids=["model", "cnn-without-convolutions", "schedule", "enabled", "max_zoom", "patience"],
+    ids=["architecture", "cnn-without-convolutions", "schedule", "enabled", "max_zoom", "patience"],
 )
 def test_train_stage_with_bad_params_exits_1_and_writes_no_model(
     stage_inputs: Path, capsys, changes: dict, fragments: list[str]
@@ -620,7 +639,9 @@ def test_train_stage_refuses_bad_params_before_importing_tensorflow(stage_inputs
     import subprocess
     import sys
 
-    params = write_params(stage_inputs, {"train": section("train", model="resnet")}, "bad.yaml")
+    params = write_params(
+        stage_inputs, {"train": section("train", architecture="resnet")}, "bad.yaml"
+    )
     out = stage_inputs / "out"
     argv = [
         str(stage_inputs / "processed"),
@@ -649,5 +670,5 @@ def test_train_stage_refuses_bad_params_before_importing_tensorflow(stage_inputs
     )
 
     assert result.stdout == "1 False False\n", result.stderr
-    assert "train.model: Input should be 'mlp' or 'cnn' (got 'resnet')" in result.stderr
+    assert "train.architecture: Input should be 'mlp' or 'cnn' (got 'resnet')" in result.stderr
     assert not out.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import synthetic_digits
+from helpers.synthetic import synthetic_digits
 from matplotlib.figure import Figure
 
 from digits.plots import (

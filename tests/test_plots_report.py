@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chromium import OfflinePage, launched_chromium, require_chromium
+from helpers.chromium import OfflinePage, launched_chromium, require_chromium
 
 PROJECT = Path(__file__).parents[1]
 TOOLS = PROJECT / "tools"

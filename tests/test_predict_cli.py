@@ -1,9 +1,10 @@
 """digits-predict and digits-serve's command line (digits.app.cli), with a tiny model trained
 here on the synthetic digits (never data/model, which a fresh clone does not have). The
-Predictor, `describe` and the not-a-digit rule: tests/test_app_predict.py."""
+Predictor, `prediction_json` and the not-a-digit rule: tests/test_app_predict.py."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -310,4 +311,27 @@ def test_help_says_where_the_default_model_comes_from(main, capsys):
     for command in ("`dvc pull train-app`", "`make app-model`", "`make repro`", "`dvc pull`"):
         assert command in text
     assert "`dvc artifacts get REPO_URL digits-recogniser`" in text
-    assert "Without --model, here: " in text  # which model it would load (tests/test_app_models)
+    assert "Without --model, here: " in text  # which model it would load (tests/test_app_artifacts)
+
+
+@pytest.mark.parametrize("command", ["digits-predict", "digits-serve"])
+def test_version_is_the_installed_packages(command: str) -> None:
+    """As installed (`make setup`): the console script, the version pip recorded for digits."""
+    installed = importlib.metadata.version("digits")
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert installed == pyproject["project"]["version"]
+    script = Path(sys.executable).parent / command
+    result = subprocess.run(
+        [script, "--version"], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout == f"{command} {installed}\n"
+
+
+@pytest.mark.parametrize(
+    ("main", "command"), [(predict_main, "digits-predict"), (serve_main, "digits-serve")]
+)
+def test_version_needs_no_other_argument(main, command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"{command} {importlib.metadata.version('digits')}\n"

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits.app.images import ImageError, to_mnist
-from digits.app.predict import describe
+from digits.app.predict import prediction_json
 from digits.app.scoring import Score, model_reader, naive_pixels, not_a_digit_rates, score
 
 
@@ -67,7 +67,7 @@ def test_the_model_reader_preprocesses_pictures_and_takes_arrays_as_they_are() -
     read = model_reader(probabilities)
     picture = drawn_seven()
 
-    assert read(picture) == describe(np.eye(10)[7], to_mnist(picture))
+    assert read(picture) == prediction_json(np.eye(10)[7], to_mnist(picture))
     assert seen[-1].shape == (1, 28, 28)
     np.testing.assert_array_equal(seen[-1][0], to_mnist(picture))
 

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import synthetic_split, tiny_train_params, trained_model
+from helpers.pipeline import tiny_train_params, trained_model
+from helpers.synthetic import synthetic_split
 
-from digits.app.models import describe_model
+from digits.app.artifacts import read_model_info
 from digits.dataset import save_split
 
 PROJECT = Path(__file__).parents[1]
@@ -24,7 +25,7 @@ def test_the_accuracy_table_has_a_column_per_model(
     from digits.model import save_model
 
     other = tmp_path / "cnn.keras"
-    save_model(trained_model(tiny_train_params(model="cnn"), synthetic_data)[0], other)
+    save_model(trained_model(tiny_train_params(architecture="cnn"), synthetic_data)[0], other)
     mnist = tmp_path / "processed"
     save_split(mnist, "test", *synthetic_split(50, 7))
 
@@ -49,7 +50,7 @@ def test_the_accuracy_table_has_a_column_per_model(
 
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    versions = [describe_model(path).version for path in (model_file, other)]
+    versions = [read_model_info(path).version for path in (model_file, other)]
     assert re.search(r"^ +model\.keras +cnn\.keras$", out, re.MULTILINE), out
     assert re.search(rf"^ +{versions[0]} +{versions[1]}$", out, re.MULTILINE), out
     rows = {

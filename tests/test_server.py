@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from digits.app.artifacts import read_model_info
 from digits.app.cli import serve_main
 from digits.app.images import to_mnist
-from digits.app.models import describe_model
-from digits.app.predict import Predictor, describe
+from digits.app.predict import Predictor, prediction_json
 from digits.app.schema import ErrorMessage, ModelDescription, PixelsRequest, Prediction
 from digits.app.server import IDLE_TIMEOUT_S, MAX_BODY_BYTES, PredictionServer
 from digits.model import save_model
@@ -207,7 +207,7 @@ def test_the_openapi_description_is_generated_from_the_pydantic_models(
 def test_the_model_description_documents_what_api_model_answers(tmp_path: Path) -> None:
     path = tmp_path / "model.keras"
     path.write_bytes(b"any model")
-    assert set(ModelDescription.model_fields) == set(describe_model(path).as_json())
+    assert set(ModelDescription.model_fields) == set(read_model_info(path).as_json())
 
 
 # --- valid requests ---------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_a_png_from_the_canvas_is_predicted(server: PredictionServer, predictor:
     assert status == 200
     assert_prediction(answer)
     image = to_mnist(Image.open(io.BytesIO(body)))
-    assert answer == describe(predictor.probabilities(image[np.newaxis])[0], image)
+    assert answer == prediction_json(predictor.probabilities(image[np.newaxis])[0], image)
 
 
 def test_a_jpeg_is_predicted(server: PredictionServer) -> None:
@@ -240,7 +240,7 @@ def test_json_pixels_are_used_as_they_are(
     for image, _label, probabilities in zip(images[:10], labels[:10], expected, strict=True):
         status, answer = predict(server, pixels(image), "application/json; charset=utf-8")
         assert status == 200
-        assert answer == describe(probabilities, image)
+        assert answer == prediction_json(probabilities, image)
     right = [
         predict(server, pixels(image), "application/json")[1]["digit"] == label.argmax()
         for image, label in zip(images[:30], labels[:30], strict=True)

@@ -1,5 +1,6 @@
-"""digits-serve in its own process (tests/serving.py) under a burst of huge PNGs: its memory stays
-bounded and is given back. Read from /proc/PID/status: VmHWM (peak) and VmRSS (now)."""
+"""digits-serve in its own process (tools/serving.py) under a burst of huge PNGs: its
+memory stays bounded and is given back. Read from /proc/PID/status: VmHWM (peak) and VmRSS
+(now)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """Sharing what the pipeline made, for real: a DVC remote on an SSH server, experiments through a
 git remote, and the model as a DVC artifact.
 
-A module fixture starts Debian's sshd on 127.0.0.1 (tests/ssh_server.py), copies the pipeline
-into a new repository reproduced on synthetic MNIST (tests/dvc_project.py), commits a DVC remote
-on that server (`ssh://...`, through DVC's dvc-ssh plugin) and pushes `main` to a bare git
-repository, the team's git remote. The client key is set in each clone's git-ignored
-.dvc/config.local. The commands run with a HOME made for the tests, so that nothing of the
-user's ~/.ssh is used; its known_hosts lists the server, though dvc-ssh 4.3 does not check host
-keys (sshfs passes known_hosts=None to asyncssh; README: "A remote on an SSH server").
-Everything runs the real `git`, `dvc`, `sshd` and the installed `digits-predict`.
+A module fixture starts Debian's sshd on 127.0.0.1 (tests/helpers/ssh_server.py), copies the
+pipeline into a new repository reproduced on synthetic MNIST (tests/helpers/dvc_project.py), commits
+a DVC remote on that server (`ssh://...`, through DVC's dvc-ssh plugin) and pushes `main` to a bare
+git repository, the team's git remote. The client key is set in each clone's git-ignored
+.dvc/config.local. The commands run with a HOME made for the tests, so that nothing of the user's
+~/.ssh is used; its known_hosts lists the server, though dvc-ssh 4.3 does not check host keys (sshfs
+passes known_hosts=None to asyncssh; README: "A remote on an SSH server"). Everything runs the real
+`git`, `dvc`, `sshd` and the installed `digits-predict`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dvc_project import (
+from helpers.dvc_project import (
     DVC_TIMEOUT_S,
     VENV_BIN,
     Project,
@@ -31,8 +31,8 @@ from dvc_project import (
     metrics_of,
     tree_digest,
 )
+from helpers.ssh_server import SshServer, running_sshd
 from PIL import Image
-from ssh_server import SshServer, running_sshd
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,8 @@
 DVC reruns a stage when one of its deps changes. A project module a stage imports but does not
 list (directly or through another module) would let its results go stale without `dvc status`
 saying so; one it lists but does not import would rerun it for nothing. The import graph is read
-from the source (tests/import_graph.py); this test compares it with dvc.yaml, stage by stage.
+from the source (tests/helpers/import_graph.py); this test compares it with dvc.yaml, stage by
+stage.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from import_graph import PROJECT, imported_names, project_imports
+from helpers.import_graph import PROJECT, imported_names, project_imports
 
 # Both pipelines: the root one and the app's model's (its paths read from the root too: wdir ..).
 PIPELINES = ("dvc.yaml", "app-model/dvc.yaml")

@@ -1,13 +1,13 @@
 """The sweep workflow (.github/workflows/sweep.yml) played here without GitHub: CI jobs as
 parallel processes, each in its own clone, sharing one git remote and one DVC remote.
 
-The project is reproduced on synthetic MNIST (tests/dvc_project.py) with its DVC remote on
-Debian's sshd on 127.0.0.1 (tests/ssh_server.py) and a bare git repository as `origin`; its data
-stages' outputs are pushed once. Three workers then start together, each doing what a matrix
+The project is reproduced on synthetic MNIST (tests/helpers/dvc_project.py) with its DVC remote on
+Debian's sshd on 127.0.0.1 (tests/helpers/ssh_server.py) and a bare git repository as `origin`; its
+data stages' outputs are pushed once. Three workers then start together, each doing what a matrix
 job does: `git clone`, `dvc pull` of the data stages only, `tools/experiments.py run` of one
 experiment (one epoch), and `dvc exp push origin <name>`, the three pushes released at the same
-moment by a barrier of files. A fresh clone pulls all three and rebuilds the table; another
-clone runs the same experiments one after the other, and its table must be the same.
+moment by a barrier of files. A fresh clone pulls all three and rebuilds the table; another clone
+runs the same experiments one after the other, and its table must be the same.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dvc_project import (
+from helpers.dvc_project import (
     DVC_TIMEOUT_S,
     Project,
     experiments,
@@ -26,7 +26,7 @@ from dvc_project import (
     metrics_of,
     tree_digest,
 )
-from ssh_server import SshServer, running_sshd
+from helpers.ssh_server import SshServer, running_sshd
 
 pytestmark = pytest.mark.slow
 

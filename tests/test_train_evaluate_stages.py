@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import PROJECT, TINY_TRAIN, evaluate_argv, train_argv, write_params
+from helpers.pipeline import PROJECT, TINY_TRAIN, evaluate_argv, train_argv, write_params
 
 from digits.dataset import load_split
 from digits.model import HISTORY_COLUMNS
@@ -166,13 +166,13 @@ print(tf.config.threading.get_intra_op_parallelism_threads(),
 """
 
 
-@pytest.mark.parametrize(("model", "settings"), [("mlp", "1 1 True"), ("cnn", "0 0 False")])
+@pytest.mark.parametrize(("architecture", "settings"), [("mlp", "1 1 True"), ("cnn", "0 0 False")])
 def test_the_train_stage_runs_the_mlp_on_one_thread_without_grappler(
-    processed_dir: Path, tmp_path: Path, model: str, settings: str
+    processed_dir: Path, tmp_path: Path, architecture: str, settings: str
 ) -> None:
     # "0 0 False" is TensorFlow's default: a thread per core, Grappler's graph rewrites on. The
     # MLP's ops are too small to share or to gain from the rewrites.
-    params = write_params(tmp_path, train={**TINY_TRAIN, "model": model})
+    params = write_params(tmp_path, train={**TINY_TRAIN, "architecture": architecture})
     argv = [str(arg) for arg in train_argv(processed_dir, tmp_path / "out", params)]
     result = subprocess.run(
         [sys.executable, "-c", REPORT_THREADS, *argv],

@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from digits.app.artifacts import default_model
 from digits.app.images import to_mnist
-from digits.app.models import default_model
 from digits.app.samples import canvas_png
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 from tools.serving import (
     Client,
     ServerProcess,
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         model = args.model or default_model().path
-    except PipelineError as error:
+    except DigitsError as error:
         raise SystemExit(f"error: {error}") from None
     require_models([model])
     if args.memory:

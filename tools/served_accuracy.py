@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL, read_model_info
 from digits.app.images import ImageError
-from digits.app.models import APP_MODEL, PIPELINE_MODEL, describe_model
 from digits.app.samples import (
     Cases,
     Picture,
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         servers = {}
         for path in args.compare:
-            info = describe_model(path)
+            info = read_model_info(path)
             print(f"model: {info.line()}")
             servers[f"{info.name}, {info.version}"] = stack.enter_context(serving(path))
         print(

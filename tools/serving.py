@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.app.models import APP_MODEL, PIPELINE_MODEL
+from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL
 
 # digits-serve with this interpreter (the console script may not be on PATH).
 DIGITS_SERVE = [

@@ -23,14 +23,14 @@ class Experiment(NamedTuple):
 
 
 CNN = [
-    "train.model=cnn",
+    "train.architecture=cnn",
     "train.conv_filters=[32,64]",
     "train.hidden_units=[128]",
     "train.dropout_rate=0.5",
     "train.schedule=cosine",
 ]
 AUGMENTED_CNN = [
-    "train.model=cnn",
+    "train.architecture=cnn",
     "train.conv_filters=[32,64]",
     "train.convs_per_block=2",
     "train.hidden_units=[256]",
@@ -75,7 +75,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "cnn-small-one-cycle": Experiment(
         "16 and 32 filters, Dense 128, one-cycle at 0.004, 15 epochs",
         [
-            "train.model=cnn",
+            "train.architecture=cnn",
             "train.conv_filters=[16,32]",
             "train.convs_per_block=2",
             "train.hidden_units=[128]",
@@ -106,7 +106,7 @@ SHOW = [
     "--drop",
     ".*",
     "--keep",
-    r"Experiment|test\.(accuracy|macro\.f1)|parameters|train\.(model|epochs)",
+    r"Experiment|test\.(accuracy|macro\.f1)|parameters|train\.(architecture|epochs)",
 ]
 
 

@@ -2,9 +2,10 @@
 
     digits-predict IMAGE... [--model PATH] [--json]
     digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--quiet]
+    digits-predict --version, digits-serve --version: the installed package's version
 
 Without --model both load the app's model, data/app-model/model.keras, or when it is missing the
-pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.models). Both say
+pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.artifacts). Both say
 which model they load (name, md5, test accuracy): digits-serve on stdout before its URL,
 digits-predict on stderr (not with --json), and --help says which one they would load.
 
@@ -14,6 +15,7 @@ Exit status: 0 on success, 1 when any file (or the model) could not be used, 2 f
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import ipaddress
 import json
 import logging
@@ -24,19 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
-from digits.app.models import (
+from digits.app.artifacts import (
     APP_MODEL,
     GET_APP_MODEL,
     GET_PIPELINE_MODEL,
     PIPELINE_MODEL,
     default_model,
-    describe_model,
+    read_model_info,
 )
-from digits.app.predict import Predictor, describe
+from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
+from digits.app.predict import Predictor, prediction_json
 from digits.app.server import PredictionServer
 from digits.determinism import pin_cpu_kernels
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 MODEL_HELP = (
     f"a .keras file, used as given. Default, relative to the current folder (a clone of the "
@@ -47,9 +49,27 @@ MODEL_HELP = (
 )
 
 
+def package_version() -> str:
+    """The installed digits package's version (pyproject.toml's, as pip recorded it)."""
+    try:
+        return importlib.metadata.version("digits")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (the digits package is not installed: run `make setup`)"
+
+
 class ModelHelpParser(argparse.ArgumentParser):
-    """An argument parser whose --help ends with the model the command would load here (worked
-    out only when the help is shown: it reads the model file to hash it)."""
+    """An argument parser with --version ("digits-predict 0.1.0") whose --help ends with the
+    model the command would load here (worked out only when the help is shown: it reads the
+    model file to hash it)."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description)
+        self.add_argument(
+            "--version",
+            action="version",
+            version=f"{prog} {package_version()}",
+            help="print the installed version and exit",
+        )
 
     def format_help(self) -> str:
         self.epilog = default_model_summary()
@@ -59,9 +79,9 @@ class ModelHelpParser(argparse.ArgumentParser):
 def default_model_summary() -> str:
     try:
         choice = default_model()
-    except PipelineError as error:
+    except DigitsError as error:
         return f"Without --model, here: {error}."
-    summary = f"Without --model, here: {describe_model(choice.path).line()}."
+    summary = f"Without --model, here: {read_model_info(choice.path).line()}."
     return f"{summary} {choice.note}" if choice.note else summary
 
 
@@ -77,17 +97,17 @@ def model_to_load(given: Path | None) -> Path:
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
     """Print the predicted digit, its probability and the top 3 for each image file."""
-    arguments = ModelHelpParser(
+    parser = ModelHelpParser(
         prog="digits-predict",
         description="Read handwritten digits from PNG or JPEG files (any size; dark ink on "
         "light paper or light ink on dark).",
     )
-    arguments.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    arguments.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
-    arguments.add_argument(
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON array, an object per file"
     )
-    args = arguments.parse_args(argv)
+    args = parser.parse_args(argv)
 
     # Every file is read and checked before TensorFlow loads (2 s): bad files are reported fast.
     prepared: dict[int, np.ndarray] = {}
@@ -95,7 +115,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     for index, path in enumerate(args.images):
         try:
             prepared[index] = to_mnist(read_image(path), str(path))
-        except PipelineError as error:
+        except DigitsError as error:
             errors[index] = str(error)
             print(f"error: {error}", file=sys.stderr)
 
@@ -105,15 +125,15 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             model = model_to_load(args.model)
             pin_cpu_kernels()
             predictor = Predictor.from_file(model)
-        except PipelineError as error:
+        except DigitsError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
         if not args.json:  # which model read them; stdout keeps the results only
-            print(f"model: {describe_model(model).line()}", file=sys.stderr)
+            print(f"model: {read_model_info(model).line()}", file=sys.stderr)
         images = np.stack(list(prepared.values()))
         probabilities = predictor.probabilities(images)
         results = {
-            index: describe(row, image)
+            index: prediction_json(row, image)
             for index, row, image in zip(prepared, probabilities, images, strict=True)
         }
 
@@ -155,31 +175,31 @@ def format_result(result: dict) -> str:
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
     """Serve the drawing page and its JSON API until interrupted."""
-    arguments = ModelHelpParser(
+    parser = ModelHelpParser(
         prog="digits-serve",
         description="Serve a page where you draw a digit and watch the model read it.",
     )
-    arguments.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
-    arguments.add_argument(
+    parser.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
+    parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
-    arguments.add_argument(
+    parser.add_argument(
         "--port", type=int, default=8000, help="0 picks a free port (default: %(default)s)"
     )
-    arguments.add_argument("--quiet", action="store_true", help="do not log every request")
-    args = arguments.parse_args(argv)
+    parser.add_argument("--quiet", action="store_true", help="do not log every request")
+    args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
-        arguments.error(f"--port must be 0..65535, got {args.port}")
+        parser.error(f"--port must be 0..65535, got {args.port}")
 
     release_image_memory_when_freed()
     try:
         model = model_to_load(args.model)
         pin_cpu_kernels()
         predictor = Predictor.from_file(model)  # once, before the first request
-    except PipelineError as error:
+    except DigitsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    model_info = describe_model(model)
+    model_info = read_model_info(model)
     # uvicorn's warnings (malformed requests) and, unless --quiet, one line per request.
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)

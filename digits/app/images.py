@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 ALLOWED_FORMATS = ("PNG", "JPEG")
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a phone photo is a few MB
@@ -52,7 +52,7 @@ STROKE_SIDE = 4 * DIGIT_BOX
 PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
 
 
-class ImageError(PipelineError):
+class ImageError(DigitsError):
     """An image that cannot be read or holds no digit."""
 
 

@@ -3,7 +3,7 @@
 `model.predict` sets up a data pipeline on every call (about 35 ms here for one image); a
 `tf.function` with a fixed input signature is traced once and then costs about 0.25 ms.
 TensorFlow is imported when a Predictor is made: call `digits.determinism.pin_cpu_kernels()`
-first. `describe` needs no TensorFlow.
+first. `prediction_json` needs no TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 if TYPE_CHECKING:
     import keras
@@ -36,7 +36,7 @@ class Predictor:
 
         shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
         if shapes != ((IMAGE_HEIGHT, IMAGE_WIDTH), (NUM_CLASSES,)):
-            raise PipelineError(
+            raise DigitsError(
                 f"the model maps {model.input_shape} -> {model.output_shape}; expected "
                 f"(None, {IMAGE_HEIGHT}, {IMAGE_WIDTH}) -> (None, {NUM_CLASSES})"
             )
@@ -50,22 +50,22 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Predictor:
-        """Load a .keras file in safe mode. PipelineError, naming the file, if it is missing
+        """Load a .keras file in safe mode. DigitsError, naming the file, if it is missing
         or not a usable model (not a .keras archive, damaged, a Lambda layer, wrong shapes)."""
         check_model_archive(path)
         with native_stderr_silenced():
             from digits.model import load_model  # imports TensorFlow
         try:
             model = load_model(path)
-        except PipelineError:
+        except DigitsError:
             raise
         except Exception as error:  # Keras' words for a file it cannot use; no traceback
             reason = str(error).split(". ")[0].strip().rstrip(".")
-            raise PipelineError(f"{path}: not a usable Keras model: {reason}") from None
+            raise DigitsError(f"{path}: not a usable Keras model: {reason}") from None
         try:
             return cls(model)
-        except PipelineError as error:
-            raise PipelineError(f"{path}: {error}") from None
+        except DigitsError as error:
+            raise DigitsError(f"{path}: {error}") from None
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 class probabilities."""
@@ -84,7 +84,7 @@ def check_model_archive(path: str | os.PathLike[str]) -> None:
     if not path.exists():
         return
     if path.suffix != ".keras":
-        raise PipelineError(f"{path}: not a .keras file (Keras 3 saves models as NAME.keras)")
+        raise DigitsError(f"{path}: not a .keras file (Keras 3 saves models as NAME.keras)")
     problem = "a .keras file is a zip archive; this is not one (or it is truncated)"
     try:
         with zipfile.ZipFile(path) as archive:
@@ -96,7 +96,7 @@ def check_model_archive(path: str | os.PathLike[str]) -> None:
                 problem = "the archive is damaged"
     except (zipfile.BadZipFile, OSError, EOFError):
         pass
-    raise PipelineError(f"{path}: not a usable Keras model: {problem}")
+    raise DigitsError(f"{path}: not a usable Keras model: {problem}")
 
 
 @contextlib.contextmanager
@@ -151,7 +151,7 @@ def not_a_digit(image: np.ndarray, probabilities: np.ndarray) -> str | None:
     return None
 
 
-def describe(probabilities: np.ndarray, image: np.ndarray) -> dict:
+def prediction_json(probabilities: np.ndarray, image: np.ndarray) -> dict:
     """(10,) probabilities of the (28, 28) `image` -> {"digit", "probability", "probabilities",
     "top3", "not_a_digit"}: plain Python numbers rounded to 6 decimals, for printing and JSON;
     not_a_digit is None or why the image does not look like a digit."""

@@ -19,11 +19,11 @@ import numpy as np
 from PIL import Image
 
 from digits.app.images import ImageError, to_mnist
-from digits.app.predict import describe
+from digits.app.predict import prediction_json
 from digits.app.samples import Picture
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 
-Answer = Mapping[str, Any]  # at least "digit" and "not_a_digit", as describe() returns them
+Answer = Mapping[str, Any]  # at least "digit" and "not_a_digit", as prediction_json() returns them
 Reader = Callable[[Picture], Answer]
 # (N, 28, 28) float32 images in MNIST's conventions -> (N, 10) class probabilities.
 Probabilities = Callable[[np.ndarray], np.ndarray]
@@ -81,7 +81,7 @@ def model_reader(probabilities: Probabilities) -> Reader:
             image = np.asarray(picture, dtype=np.float32)
             if image.shape != (IMAGE_HEIGHT, IMAGE_WIDTH):
                 raise ValueError(f"expected a (28, 28) array, got {image.shape}")
-        return describe(probabilities(image[np.newaxis])[0], image)
+        return prediction_json(probabilities(image[np.newaxis])[0], image)
 
     return read
 

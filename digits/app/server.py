@@ -50,7 +50,7 @@ from starlette.requests import ClientDisconnect
 
 from digits.app.deadlines import DeadlineProtocol
 from digits.app.images import ImageError, decode_image, to_mnist
-from digits.app.predict import describe
+from digits.app.predict import prediction_json
 from digits.app.schema import (
     ErrorMessage,
     ModelDescription,
@@ -179,7 +179,7 @@ def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None)
             return JSONResponse(described, headers={"Cache-Control": "no-store"})
 
     def answer(image: np.ndarray) -> dict:
-        return describe(predict(image[np.newaxis])[0], image)
+        return prediction_json(predict(image[np.newaxis])[0], image)
 
     def answer_pixels(body: bytes) -> dict:
         try:

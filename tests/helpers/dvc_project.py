@@ -27,9 +27,10 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import encode_idx, synthetic_digits
 
-PROJECT = Path(__file__).parents[1]
+from helpers.synthetic import encode_idx, synthetic_digits
+
+PROJECT = Path(__file__).parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 # What the copy needs to run the pipeline, `make verify` and the sweep's jobs.

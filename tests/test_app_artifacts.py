@@ -1,4 +1,5 @@
-"""Which model digits-predict and digits-serve load, and what they say about it (digits.app.models).
+"""Which model digits-predict and digits-serve load, and what they say about it
+(digits.app.artifacts).
 
 Each test works in a folder laid out like a clone of the project (data/app-model/model.keras,
 data/model/model.keras, metrics/, dvc.lock, app-model/dvc.lock) and runs there, as a person
@@ -18,17 +19,17 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
-from digits.app.cli import predict_main, serve_main
-from digits.app.models import (
+from digits.app.artifacts import (
     APP_MODEL,
     APP_MODEL_TRAINING_MINUTES,
     PIPELINE_MODEL,
     PROJECT_MODELS,
     ProjectModel,
     default_model,
-    describe_model,
+    read_model_info,
 )
-from digits.errors import PipelineError
+from digits.app.cli import predict_main, serve_main
+from digits.errors import DigitsError
 from tools.serving import serving
 
 PROJECT = Path(__file__).parents[1]
@@ -103,7 +104,7 @@ def test_the_models_are_dvc_yaml_artifacts_made_and_evaluated_by_their_stages() 
 def test_a_model_dvc_evaluated_has_its_name_md5_and_test_accuracy(clone: Path) -> None:
     make_clone(clone, {APP_MODEL: b"app model", PIPELINE_MODEL: b"pipeline model"})
 
-    app, pipeline = describe_model(APP_MODEL.path), describe_model(PIPELINE_MODEL.path)
+    app, pipeline = read_model_info(APP_MODEL.path), read_model_info(PIPELINE_MODEL.path)
 
     assert app.line() == (
         f"digits-recogniser (data/app-model/model.keras), md5 {md5(b'app model')[:8]}, "
@@ -127,7 +128,7 @@ def test_metrics_of_another_model_are_stale_not_shown(clone: Path) -> None:
     make_clone(clone, {APP_MODEL: b"app model"})
     APP_MODEL.path.write_bytes(b"app model, retrained")
 
-    info = describe_model(APP_MODEL.path)
+    info = read_model_info(APP_MODEL.path)
 
     assert info.accuracy is None
     assert info.line() == (
@@ -165,7 +166,7 @@ def test_an_accuracy_dvc_lock_does_not_vouch_for_is_unknown(
     else:
         APP_MODEL.metrics.write_text(json.dumps({"test": {"accuracy": 0.999}}), encoding="utf-8")
 
-    info = describe_model(APP_MODEL.path)
+    info = read_model_info(APP_MODEL.path)
 
     assert info.name == "digits-recogniser"
     assert info.accuracy is None
@@ -184,11 +185,11 @@ def test_a_copy_is_known_by_its_content_and_any_other_file_by_its_name(
     other = elsewhere / "mine.keras"
     other.write_bytes(b"a model of my own")
 
-    assert describe_model(copy).line() == (
+    assert read_model_info(copy).line() == (
         f"digits-recogniser ({copy}), md5 {md5(b'app model')[:8]}, "
         "test accuracy 0.9876 (metrics/app-model/evaluate.json)"
     )
-    assert describe_model(other).line() == (
+    assert read_model_info(other).line() == (
         f"mine.keras ({other}), md5 {md5(b'a model of my own')[:8]}, "
         "test accuracy unknown: not a model that app-model/dvc.lock or dvc.lock here records"
     )
@@ -219,7 +220,7 @@ def test_without_the_app_model_the_default_is_the_pipelines_with_a_note(clone: P
 
 
 def test_without_either_model_the_error_names_both_and_how_to_get_them(clone: Path) -> None:
-    with pytest.raises(PipelineError) as error:
+    with pytest.raises(DigitsError) as error:
         default_model()
     message = str(error.value)
     assert message.startswith(
@@ -346,7 +347,7 @@ def test_serve_says_which_model_before_its_url_and_answers_it(
     clone: Path, model_file: Path
 ) -> None:
     make_clone(clone, {APP_MODEL: model_file.read_bytes(), PIPELINE_MODEL: b"not a model"})
-    expected = describe_model(APP_MODEL.path)
+    expected = read_model_info(APP_MODEL.path)
 
     with serving(None, cwd=clone) as server:  # digits-serve --port 0, no --model
         connection = http.client.HTTPConnection(server.host, server.port, timeout=30)

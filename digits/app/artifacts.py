@@ -8,7 +8,7 @@ accuracy, from what DVC recorded about it.
                                 the fallback, with a note saying how to get the better one
 
 Paths are relative to the current folder (a clone of the project), like dvc.yaml's; the names
-are dvc.yaml's `artifacts:` entries (tests/test_app_models.py checks both against dvc.yaml). A
+are dvc.yaml's `artifacts:` entries (tests/test_app_artifacts.py checks both against dvc.yaml). A
 model's version is the md5 of its file (the hash dvc.lock records; the first 8 hex digits are
 shown). Its test accuracy is read from the evaluate stage's metrics file only when dvc.lock
 says that stage evaluated this very file (same md5) and wrote that very metrics file; otherwise
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from digits.errors import PipelineError
+from digits.errors import DigitsError
 
 SHORT_MD5 = 8  # hex digits of the md5 shown as the version
 
@@ -96,7 +96,7 @@ class DefaultModel:
 
 
 def default_model() -> DefaultModel:
-    """The app's model if it exists, else the pipeline's MLP (with a note); PipelineError,
+    """The app's model if it exists, else the pipeline's MLP (with a note); DigitsError,
     naming both and how to get them, if neither exists."""
     if APP_MODEL.path.exists():
         return DefaultModel(APP_MODEL.path)
@@ -107,7 +107,7 @@ def default_model() -> DefaultModel:
             f"({PIPELINE_MODEL.path}), which reads handwriting less well. Get the better one "
             f"with {GET_APP_MODEL}.",
         )
-    raise PipelineError(
+    raise DigitsError(
         f"no model: neither {APP_MODEL.path} ({APP_MODEL.role}: {GET_APP_MODEL}) nor "
         f"{PIPELINE_MODEL.path} ({PIPELINE_MODEL.role}: {GET_PIPELINE_MODEL}) exists in this "
         "folder. Run one of those in a clone of the project, or pass --model PATH"
@@ -169,7 +169,7 @@ def recorded_md5(stage: Any, kind: str, path: Path) -> str | None:
     return None
 
 
-def describe_model(path: Path) -> ModelInfo:
+def read_model_info(path: Path) -> ModelInfo:
     """Name, version and test accuracy of the model file at `path` (which must exist)."""
     md5 = file_md5(path)
     known = next((model for model in PROJECT_MODELS if _same_file(path, model.path)), None)
