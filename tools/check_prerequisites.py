@@ -10,6 +10,7 @@ Usage: python -m tools.check_prerequisites   (the standard library only: it runs
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -74,7 +75,8 @@ def missing_report(prerequisites: tuple[Prerequisite, ...] = PREREQUISITES) -> l
     ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0]).parse_args(argv)
     missing = missing_report()
     if not missing:
         print(f"prerequisites: all {len(PREREQUISITES)} found")
