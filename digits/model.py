@@ -83,7 +83,7 @@ def tune_tensorflow_for(network: Network) -> None:
 
     The MLP's matrix products are too small to gain from a second core: handing each op
     across threads costs more than it saves, and Grappler's rewrites of its graph cost more
-    (at the first epoch's tracing, and per step) than they save (README: "Where training time
+    (at the first epoch's tracing, and per step) than they save (docs/speed.md, "Where training time
     goes"). Convolutions gain from both. The weights are the same bit for bit either way, so a
     process that has already run TensorFlow ops (where the threads can no longer change) keeps
     its threads.

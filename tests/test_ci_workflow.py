@@ -141,7 +141,7 @@ SWEEP_WORKFLOW = WORKFLOWS / "sweep.yml"
 
 def test_the_sweep_workflow_takes_its_jobs_from_tools_experiments():
     """One job per experiment from `tools/experiments.py matrix`, no second list in YAML; each
-    job pulls the data, runs and pushes its experiment; the last rebuilds the README table."""
+    job pulls the data, runs and pushes its experiment; the last rebuilds the docs table."""
     workflow = yaml.safe_load(SWEEP_WORKFLOW.read_text(encoding="utf-8"))
     text = yaml.safe_dump(workflow)  # without the comments, which give examples
 
@@ -169,6 +169,8 @@ def test_the_sweep_workflow_takes_its_jobs_from_tools_experiments():
     table_lines = [line for step in jobs["table"]["steps"] for line in runs(step)]
     assert any("dvc exp pull" in line for line in table_lines), table_lines
     assert any("tools.experiments table --timings" in line for line in table_lines), table_lines
+    (upload,) = [s for s in jobs["table"]["steps"] if "upload-artifact@" in s.get("uses", "")]
+    assert upload["with"]["path"] == "docs/experiments.md"  # where the table is written
     assert jobs["table"]["needs"] == ["plan", "experiment"]
 
 

@@ -168,7 +168,7 @@ def test_timing_files_round_trip(tmp_path: Path) -> None:
 
 
 def test_the_docs_table_has_a_row_per_experiment_with_its_runner() -> None:
-    text = experiments.README.read_text(encoding="utf-8")  # docs/experiments.md
+    text = experiments.TABLE_PAGE.read_text(encoding="utf-8")  # docs/experiments.md
     rows = experiments.readme_rows(text)
     assert list(rows) == list(sweep.EXPERIMENTS)
     assert "\n".join(experiments.HEADER) in text
@@ -189,13 +189,13 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     readme = tmp_path / "experiments.md"
-    shutil.copy(experiments.README, readme)
+    shutil.copy(experiments.TABLE_PAGE, readme)
     metrics = {
         "metrics/train.json": {"data": {"epochs": 15, "parameters": 421930}},
         "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.99, "macro": {"f1": 0.98}}}},
     }
     shown = [{"experiments": [{"revs": [{"name": "cnn", "data": {"metrics": metrics}}]}]}]
-    monkeypatch.setattr(experiments, "README", readme)
+    monkeypatch.setattr(experiments, "TABLE_PAGE", readme)
     monkeypatch.setattr(experiments, "exp_show", lambda: shown)
     before = experiments.readme_rows(readme.read_text(encoding="utf-8"))
 

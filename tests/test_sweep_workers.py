@@ -63,7 +63,7 @@ def clone(project: Project, sshd: SshServer, name: str) -> Path:
 
 
 def table(project: Project, folder: Path, timings: Path) -> str:
-    """The README rows `tools/experiments.py table` builds from `dvc exp show` in `folder`."""
+    """The table rows `python -m tools.experiments table` builds from `dvc exp show` in `folder`."""
     return project.run(
         "python", "-m", "tools.experiments", "table", "--timings", timings, "--print", cwd=folder
     ).stdout

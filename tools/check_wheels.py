@@ -2,9 +2,10 @@
 
 For each locked package this asks the package index for the list of its files (the simple API
 as JSON, PEP 691: names only, no wheel is downloaded) and checks, for every platform and
-Python version of the README's table that the package's environment marker includes, that one
-of the locked version's wheels is installable there: its tags meet the tags that platform and
-interpreter accept (packaging.tags; a pure-Python `py3-none-any` wheel fits everywhere).
+Python version of the platform table (docs/install.md) that the package's environment marker
+includes, that one of the locked version's wheels is installable there: its tags meet the tags
+that platform and interpreter accept (packaging.tags; a pure-Python `py3-none-any` wheel fits
+everywhere).
 
     python -m tools.check_wheels [--lock requirements.lock] [--index https://pypi.org/simple]
 
@@ -43,7 +44,7 @@ PYPI_JSON = "application/vnd.pypi.simple.v1+json"
 TIMEOUT_SECONDS = 30
 WORKERS = 8
 PYTHONS = ((3, 11), (3, 12), (3, 13))
-# The oldest glibc and macOS each platform promises (README.md, "Platforms").
+# The oldest glibc and macOS each platform promises (docs/install.md, "Platforms").
 GLIBC_MINOR = 35  # glibc 2.35: Ubuntu 22.04, Debian 12 (2.36) and newer
 MACOS = (14, 0)  # macOS 14 Sonoma: GitHub's macos-14 runner and newer
 # Packages PyPI has no wheel of, built from their sdist by pip; each must be pure Python.

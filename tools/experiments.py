@@ -1,9 +1,9 @@
-"""The documented sweep: queue it as DVC experiments, then tabulate `dvc exp show` in the README.
+"""The documented sweep: queue it as DVC experiments, then tabulate `dvc exp show` in the docs.
 
     python -m tools.experiments queue     # dvc exp run --queue -n <name> -S ... for each row
     dvc queue start --jobs 1              # run them (one at a time: timings stay honest)
     dvc queue status                      # until every experiment is Success
-    python -m tools.experiments table     # rewrite the README table from dvc exp show --json
+    python -m tools.experiments table     # rewrite the docs' table from dvc exp show --json
     python -m tools.experiments table NAME...  # only these rows (the others stay as they are)
     python -m tools.experiments show      # compare them in a terminal: SHOW, 120 columns wide
 
@@ -11,7 +11,7 @@ The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per ex
 
     python -m tools.experiments matrix [NAMES]          # the jobs: {"include": [{name, runner}]}
     python -m tools.experiments run NAME --timing FILE  # dvc exp run -n NAME ...; its timing
-    python -m tools.experiments table --timings FOLDER  # the README table from those timings
+    python -m tools.experiments table --timings FOLDER  # the docs' table from those timings
 
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
 train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`
@@ -34,7 +34,7 @@ from pathlib import Path
 from tools.sweep import EXPERIMENTS, SHOW, command
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "docs" / "experiments.md"
+TABLE_PAGE = ROOT / "docs" / "experiments.md"  # the table lives between its markers
 START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
 # What the table says for timings read back with `dvc queue logs`: this machine's queue.
 LOCAL_RUNNER = f"local queue, {os.cpu_count()} cores"
@@ -161,7 +161,7 @@ def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
 
 
 def table_row(name: str, data: dict, timing: Timing) -> str:
-    """One README row from `dvc exp show --json` data and the run's Timing.
+    """One table row from `dvc exp show --json` data and the run's Timing.
 
     The timing must be this run's: a queue task or timing file left over from an earlier run of
     the same name would give another run's time, so its epochs and parameter count must match.
@@ -192,7 +192,7 @@ HEADER = [
 
 
 def table_rows(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str, str]:
-    """name -> README row for each timed experiment, in the sweep's order."""
+    """name -> table row for each timed experiment, in the sweep's order."""
     found = experiments_by_name(shown)
     missing = [name for name in timings if name not in found]
     if missing:
@@ -203,15 +203,15 @@ def table_rows(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str, st
 
 
 def readme_rows(text: str) -> dict[str, str]:
-    """name -> row of the README table as it is."""
+    """name -> row of the table as it is."""
     _, rest = text.split(START)
     inside, _ = rest.split(END)
     return {line[2:].split(":", 1)[0]: line for line in inside.strip().splitlines()[len(HEADER) :]}
 
 
 def write_table(timings: Mapping[str, Timing]) -> None:
-    """The README table with a new row for each timed experiment; the other rows as they were."""
-    text = README.read_text(encoding="utf-8")
+    """The table with a new row for each timed experiment; the other rows as they were."""
+    text = TABLE_PAGE.read_text(encoding="utf-8")
     rows = {**readme_rows(text), **table_rows(exp_show(), timings)}
     missing = [name for name in EXPERIMENTS if name not in rows]
     if missing:
@@ -219,8 +219,8 @@ def write_table(timings: Mapping[str, Timing]) -> None:
     table = "\n".join([*HEADER, *(rows[name] for name in EXPERIMENTS)])
     before, rest = text.split(START)
     _, after = rest.split(END)
-    README.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
-    print(f"rewrote the experiments table in {README}")
+    TABLE_PAGE.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
+    print(f"rewrote the experiments table in {TABLE_PAGE}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -228,7 +228,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("queue", help="queue every experiment in this machine's DVC queue")
     actions.add_parser("show", help="compare the experiments in a terminal, 120 columns wide")
-    table = actions.add_parser("table", help="rewrite the README table")
+    table = actions.add_parser("table", help="rewrite the table in docs/experiments.md")
     table.add_argument(
         "names",
         nargs="*",
@@ -241,7 +241,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a folder of `run` timing files (default: `dvc queue logs` of every experiment)",
     )
     table.add_argument(
-        "--print", action="store_true", help="print the timed rows instead of rewriting README.md"
+        "--print", action="store_true", help="print the timed rows instead of rewriting the table"
     )
     jobs = actions.add_parser("matrix", help="print the GitHub Actions matrix (JSON)")
     jobs.add_argument("names", nargs="?", default="", help="comma-separated; default: all")

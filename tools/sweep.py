@@ -1,7 +1,7 @@
 """The documented sweep: each experiment's settings (-S values of `dvc exp run`) and CI runner,
 the `dvc exp run` command of each row, and how to compare them in a terminal (SHOW).
 
-One list for the local queue, the CI matrix and the README table (tools/experiments.py), and
+One list for the local queue, the CI matrix and the docs' table (tools/experiments.py), and
 for the benchmarks that reuse a row's network (tools/bench_frameworks.py). Standard library
 only: the sweep workflow's plan job reads it before any set-up.
 """
@@ -40,7 +40,7 @@ AUGMENTED_CNN = [
     "train.augmentation.enabled=true",
 ]
 # What each row's `dvc exp run` reproduces: the pipeline's own stages (and whatever they need
-# upstream), never the app's model (train-app, evaluate-app: README "The app's model"), which the
+# upstream), never the app's model (app-model/dvc.yaml, docs/app.md), which the
 # Fashion-MNIST rows would otherwise retrain on their data. The baseline forces a run of train and
 # evaluate so that it gets a timing too.
 TARGETS = ["evaluate", "explore"]
@@ -61,7 +61,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         [*AUGMENTED_CNN, "train.epochs=18"],
     ),
     "cnn-augmented-14": Experiment("the same, 14 epochs", [*AUGMENTED_CNN, "train.epochs=14"]),
-    # Attempts at 0.995 within 8 minutes (README: "Speed"): fewer epochs, or narrower layers.
+    # Attempts at 0.995 within 8 minutes (docs/speed.md): fewer epochs, or narrower layers.
     "cnn-augmented-11": Experiment("the same, 11 epochs", [*AUGMENTED_CNN, "train.epochs=11"]),
     "cnn-augmented-narrow": Experiment(
         "the same with 28 and 56 filters, 14 epochs",

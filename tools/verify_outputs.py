@@ -13,7 +13,7 @@ Exit status 0 with one line when nothing differs, 1 with the report (on stderr) 
 does, 2 when the check itself cannot run (not a git work tree, unreadable dvc.lock).
 
 The committed results are promised bit for bit on the reference platform only: Linux x86-64,
-with tensorflow-cpu and the other locked versions (README.md, "Installing, and the platforms").
+with tensorflow-cpu and the other locked versions (docs/install.md, "Platforms").
 Elsewhere the last bits may differ: the report then says that this is not the reference
 platform, lists what differs for information, and the exit status is 0 (with --strict: 1, as
 on the reference platform).
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.strict or on_reference_platform()):
         print(
             f"Not the reference platform: this is {this_platform()}; the committed results are "
-            f"promised bit for bit on {REFERENCE_PLATFORM} only (README.md).\n"
+            f"promised bit for bit on {REFERENCE_PLATFORM} only (docs/install.md).\n"
             f"The pipeline ran. What differs from {args.rev} ({checked}), committed -> here, "
             f"for information (not an error):"
         )
