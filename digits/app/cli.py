@@ -9,7 +9,12 @@ pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.artifa
 which model they load (name, md5, test accuracy): digits-serve on stdout before its URL,
 digits-predict on stderr (not with --json), and --help says which one they would load.
 
-Exit status: 0 on success, 1 when any file (or the model) could not be used, 2 for usage errors.
+digits-predict reads, predicts and prints BATCH_SIZE files at a time (flat memory for any number
+of files), and prints names escaped (`printable`). A model file is checked before Keras reads
+it (digits.app.model_file).
+
+Exit status: 0 on success, 1 when any file (or the model) could not be used or the results could
+not be written (standard output closed or full), 2 for usage errors.
 """
 
 from __future__ import annotations
