@@ -5,12 +5,20 @@ Predictor, `prediction_json` and the not-a-digit rule: tests/test_app_predict.py
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
+import time
 import tomllib
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
@@ -20,6 +28,7 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
+from digits.app.artifacts import APP_MODEL
 from digits.app.cli import predict_main, serve_main
 
 PROJECT = Path(__file__).parents[1]
@@ -342,3 +351,315 @@ def test_version_needs_no_other_argument(main, command: str, capsys) -> None:
         main(["--version"])
     assert stopped.value.code == 0
     assert capsys.readouterr().out == f"{command} {importlib.metadata.version('digits')}\n"
+
+
+# --- hostile input: model files, many files, stdout and file names (issue 24) ----------------
+
+# Runs a command and writes the peak RSS of that command (its only child) to argv[1], in KiB.
+MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "with open(sys.argv[1], 'w') as file:\n"
+    "    file.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+MIB = 1 << 20
+
+
+@dataclass
+class BoundedRun:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    peak_rss_mib: float
+
+
+def run_bounded(
+    command: Sequence[str | Path | bytes],
+    tmp_path: Path,
+    *,
+    timeout: float = 60,
+    memory_limit: int | None = None,
+    **popen: object,
+) -> BoundedRun:
+    """Run `command` under a wall-clock timeout (killed, and the test fails, when it runs over)
+    and an optional address-space limit; measure its peak RSS."""
+    rss_file = tmp_path / "peak-rss-kib"
+
+    def limit_memory() -> None:
+        if memory_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-c", MEASURE, rss_file, *command],
+        stdout=popen.pop("stdout", subprocess.PIPE),
+        stderr=subprocess.PIPE,
+        preexec_fn=limit_memory,
+        start_new_session=True,  # its own process group, killed as one on a timeout
+        **popen,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"{command}: still running after {timeout} s")
+    seconds = time.perf_counter() - started
+    peak = int(rss_file.read_text()) / 1024 if rss_file.exists() else float("nan")
+    return BoundedRun(process.returncode, out or b"", err, seconds, peak)
+
+
+def console_script(name: str) -> Path:
+    return Path(sys.executable).parent / name
+
+
+def hostile_model_file(kind: str, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "/dev/zero via a symlink":
+        path.symlink_to("/dev/zero")
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"), [("/dev/zero via a symlink", "a character device"), ("a FIFO", "a FIFO")]
+)
+def test_a_model_path_that_is_no_regular_file_is_refused_at_once(
+    kind: str, problem: str, tmp_path: Path
+) -> None:
+    """digits-predict and digits-serve, with --model and from the default path (and --help,
+    which hashes the default model): /dev/zero is never read, a FIFO never opened."""
+    png = digit_drawing(tmp_path / "four.png")
+    given = hostile_model_file(kind, tmp_path / "m.keras")
+    hostile_model_file(kind, tmp_path / APP_MODEL.path)
+    refusal = f"not a usable Keras model: it is {problem}; a model is a regular .keras file"
+    runs = {
+        "predict --model": ([console_script("digits-predict"), png, "--model", given], given),
+        "serve --model": ([console_script("digits-serve"), "--model", given, "--port", "0"], given),
+        "predict, default": ([console_script("digits-predict"), png], Path(APP_MODEL.path)),
+        "serve, default": ([console_script("digits-serve"), "--port", "0"], Path(APP_MODEL.path)),
+    }
+    for name, (command, path) in runs.items():
+        run = run_bounded(command, tmp_path, timeout=60, memory_limit=3 << 30, cwd=tmp_path)
+        err = run.stderr.decode()
+        assert run.returncode == 1, (name, err)
+        assert err == f"error: {path}: {refusal} of at most 64 MiB (67,108,864 bytes)\n", name
+        assert run.stdout == b""
+        assert run.seconds < 20, (name, run.seconds)
+        assert run.peak_rss_mib < 500, (name, run.peak_rss_mib)
+
+    helped = run_bounded(
+        [console_script("digits-predict"), "--help"], tmp_path, memory_limit=3 << 30, cwd=tmp_path
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "".join(f"{APP_MODEL.path}: {refusal}".split()) in "".join(
+        helped.stdout.decode().split()
+    )
+
+
+def test_a_hostile_archive_is_refused_by_both_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """20,000 entries of one name, each 256 MiB as its directory says (zipfile's testzip would
+    inflate for hours): one line, exit 1, before Keras."""
+    path = tmp_path / "duplicates.keras"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("config.json", b"{}")
+            archive.writestr("model.weights.h5", b"")
+            for _ in range(20_000):
+                archive.writestr("assets/big", b"x")
+            for info in archive.infolist():
+                info.file_size = max(info.file_size, 256 * MIB)
+    good = digit_drawing(tmp_path / "four.png")
+
+    for run in (
+        lambda: predict_main([str(good), "--model", str(path)]),
+        lambda: serve_main(["--model", str(path), "--port", "0"]),
+    ):
+        started = time.perf_counter()
+        assert run() == 1
+        assert time.perf_counter() - started < 5
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.startswith(f"error: {path}: not a usable Keras model: its zip directory is ")
+        assert "at most 64 KiB" in err
+        assert err.count("\n") == 1, err
+
+
+@pytest.fixture(scope="module")
+def convolution_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained (N, 28, 28) -> (N, 10) model whose one convolution outputs 100 KB per
+    image, as the app's CNN does: memory grows with the images given to it at once."""
+    from digits.model import save_model
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28)),
+            keras.layers.Reshape((28, 28, 1)),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    path = tmp_path_factory.mktemp("conv") / "model.keras"
+    save_model(model, path)
+    return path
+
+
+def tiny_pngs(folder: Path, count: int) -> list[Path]:
+    """`count` 28x28 PNGs of a stroke (about 100 bytes each)."""
+    folder.mkdir()
+    sheet = Image.new("L", (28, 28), 255)
+    ImageDraw.Draw(sheet).line([(14, 4), (14, 24)], fill=0, width=3)
+    paths = [folder / f"{number:05d}.png" for number in range(count)]
+    for path in paths:
+        sheet.save(path)
+    return paths
+
+
+def test_thousands_of_files_are_read_and_predicted_in_bounded_batches(
+    convolution_model_file: Path, tmp_path: Path
+) -> None:
+    """3,000 files cost no more memory than one batch of 256 (in one batch, the convolution's
+    output alone would be 3,000 x 100 KB = 300 MB); every file gets its line, in order."""
+    paths = tiny_pngs(tmp_path / "pngs", 3000)
+    peaks = {}
+    for count in (256, 3000):
+        run = run_bounded(
+            [
+                console_script("digits-predict"),
+                "--model",
+                convolution_model_file,
+                *paths[:count],
+            ],
+            tmp_path,
+            timeout=120,
+            env=quiet_environment(),
+        )
+        assert run.returncode == 0, run.stderr.decode()
+        lines = run.stdout.decode().splitlines()
+        assert [line.split(":")[0] for line in lines] == [str(p) for p in paths[:count]]
+        peaks[count] = run.peak_rss_mib
+    assert peaks[3000] - peaks[256] < 60, peaks
+
+
+def test_results_are_printed_batch_by_batch(
+    model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch is on stdout before the next batch's files are read; --json too, as one
+    array. A first batch of bad files only loads no model, and a later one does."""
+    from digits.app import cli
+
+    good = digit_drawing(tmp_path / "four.png")
+    missing = tmp_path / "missing.png"
+    files = [missing, missing, good, good, missing, good]
+    monkeypatch.setattr(cli, "BATCH_SIZE", 2)
+    for json_output in (False, True):
+        stdout = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", stdout)
+        printed_before_read = []
+        read_image = cli.read_image
+
+        def recording_read(
+            path: Path, read_image=read_image, stdout=stdout, printed=printed_before_read
+        ) -> object:
+            printed.append(len(stdout.getvalue()))
+            return read_image(path)
+
+        monkeypatch.setattr(cli, "read_image", recording_read)
+        argv = [str(path) for path in files] + ["--model", str(model_file)]
+        assert predict_main(argv + (["--json"] if json_output else [])) == 1
+        out = stdout.getvalue()
+        first, second, third = (printed_before_read[i] for i in (0, 2, 4))
+        assert first == second == 0  # nothing to print for two missing files
+        assert 0 < third < len(out)  # the second batch's results came before the third batch
+        if json_output:
+            report = json.loads(out)
+            assert [entry["file"] for entry in report] == [str(path) for path in files]
+            assert ["digit" in entry for entry in report] == [False, False, True, True, False, True]
+        else:
+            assert len(out.splitlines()) == 3
+            assert out[:third].count("\n") == 2
+
+
+def test_stdout_closed_is_one_error_line(model_file: Path, tmp_path: Path) -> None:
+    """`digits-predict x.png >&-`: Python has no sys.stdout at all."""
+    png = digit_drawing(tmp_path / "four.png")
+    run = subprocess.run(
+        [console_script("digits-predict"), png, "--model", model_file],
+        stdout=None,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(1),
+        timeout=120,
+        env=quiet_environment(),
+    )
+    assert run.returncode == 1
+    assert run.stderr.decode() == "error: standard output is closed: nowhere to print the results\n"
+
+
+def test_a_full_disk_is_one_error_line(model_file: Path, tmp_path: Path) -> None:
+    """`digits-predict x.png > /dev/full`: ENOSPC on the first flush, not a traceback."""
+    png = digit_drawing(tmp_path / "four.png")
+    for extra in ([], ["--json"]):
+        with open("/dev/full", "wb") as full:
+            run = subprocess.run(
+                [console_script("digits-predict"), png, png, "--model", model_file, *extra],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                timeout=120,
+                env=quiet_environment(),
+            )
+        assert run.returncode == 1
+        errors = [
+            line for line in run.stderr.decode().splitlines() if not line.startswith("model:")
+        ]
+        assert errors == [
+            "error: cannot write the results to standard output: No space left on device"
+        ], run.stderr.decode()
+
+
+def test_file_names_reach_the_terminal_escaped(model_file: Path, tmp_path: Path) -> None:
+    """Names that are not UTF-8 under PYTHONIOENCODING=utf-8 (an en_US.UTF-8 desktop), and
+    names holding terminal escape sequences or a newline: printed escaped, one line each; no
+    control character on stdout or stderr."""
+    png = digit_drawing(tmp_path / "four.png")
+    names = {
+        b"caf\xe9.png": r"caf\xe9.png",
+        b"red\x1b[31m.png": r"red\x1b[31m.png",
+        b"two\nlines.png": r"two\nlines.png",
+        b"\x1b]0;title\x07.png": r"\x1b]0;title\x07.png",
+    }
+    folder = os.fsencode(tmp_path)
+    for name in names:
+        with open(os.path.join(folder, name), "wb") as file:
+            file.write(png.read_bytes())
+    missing = os.path.join(folder, b"gone\x1b[2J\xff.png")
+    env = {**quiet_environment(), "PYTHONIOENCODING": "utf-8"}
+
+    run = subprocess.run(
+        [
+            console_script("digits-predict"),
+            *(os.path.join(folder, name) for name in names),
+            missing,
+            b"--model",
+            model_file,
+        ],
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
+
+    assert run.returncode == 1, run.stderr
+    out, err = run.stdout.decode("ascii"), run.stderr.decode("utf-8")
+    assert [line.split(": ")[0] for line in out.splitlines()] == [
+        f"{tmp_path}/{shown}" for shown in names.values()
+    ]
+    assert err.splitlines()[0] == rf"error: {tmp_path}/gone\x1b[2J\xff.png: no such file"
+    for text in (out, err):
+        assert not any(ord(char) < 32 and char != "\n" for char in text)
+        assert not any(0x7F <= ord(char) < 0xA0 for char in text)

@@ -9,7 +9,12 @@ pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.artifa
 which model they load (name, md5, test accuracy): digits-serve on stdout before its URL,
 digits-predict on stderr (not with --json), and --help says which one they would load.
 
-Exit status: 0 on success, 1 when any file (or the model) could not be used, 2 for usage errors.
+digits-predict reads, predicts and prints BATCH_SIZE files at a time (flat memory for any number
+of files), and prints names escaped (`printable`). A model file is checked before Keras reads
+it (digits.app.model_file).
+
+Exit status: 0 on success, 1 when any file (or the model) could not be used or the results could
+not be written (standard output closed or full), 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from digits.app.artifacts import (
     read_model_info,
 )
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
+from digits.app.model_file import check_model_path
 from digits.app.predict import Predictor, prediction_json
 from digits.app.server import PredictionServer
 from digits.determinism import pin_cpu_kernels
@@ -79,9 +85,10 @@ class ModelHelpParser(argparse.ArgumentParser):
 def default_model_summary() -> str:
     try:
         choice = default_model()
+        check_model_path(choice.path)  # a regular file of bounded size before it is hashed
     except DigitsError as error:
-        return f"Without --model, here: {error}."
-    summary = f"Without --model, here: {read_model_info(choice.path).line()}."
+        return printable(f"Without --model, here: {error}.")
+    summary = printable(f"Without --model, here: {read_model_info(choice.path).line()}.")
     return f"{summary} {choice.note}" if choice.note else summary
 
 
@@ -95,12 +102,19 @@ def model_to_load(given: Path | None) -> Path:
     return choice.path
 
 
+# Images read, predicted and printed at a time: memory stays flat whatever the number of files
+# (for the app's CNN, a batch's first convolution outputs 256 x 28 x 28 x 32 floats: 26 MB).
+BATCH_SIZE = 256
+
+
 def predict_main(argv: Sequence[str] | None = None) -> int:
     """Print the predicted digit, its probability and the top 3 for each image file."""
     parser = ModelHelpParser(
         prog="digits-predict",
         description="Read handwritten digits from PNG or JPEG files (any size; dark ink on "
-        "light paper or light ink on dark).",
+        f"light paper or light ink on dark), {BATCH_SIZE} files at a time, printing as it goes. "
+        "Control characters and bytes that are not UTF-8 in file names are printed escaped "
+        "(\\x1b, \\n, \\xff).",
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
@@ -108,62 +122,144 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         "--json", action="store_true", help="print one JSON array, an object per file"
     )
     args = parser.parse_args(argv)
-
-    # Every file is read and checked before TensorFlow loads (2 s): bad files are reported fast.
-    prepared: dict[int, np.ndarray] = {}
-    errors: dict[int, str] = {}
-    for index, path in enumerate(args.images):
-        try:
-            prepared[index] = to_mnist(read_image(path), str(path))
-        except DigitsError as error:
-            errors[index] = str(error)
-            print(f"error: {error}", file=sys.stderr)
-
-    results: dict[int, dict] = {}
-    if prepared:
-        try:
-            model = model_to_load(args.model)
-            pin_cpu_kernels()
-            predictor = Predictor.from_file(model)
-        except DigitsError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        if not args.json:  # which model read them; stdout keeps the results only
-            print(f"model: {read_model_info(model).line()}", file=sys.stderr)
-        images = np.stack(list(prepared.values()))
-        probabilities = predictor.probabilities(images)
-        results = {
-            index: prediction_json(row, image)
-            for index, row, image in zip(prepared, probabilities, images, strict=True)
-        }
-
-    try:
-        print_results(args, results, errors)
-    except BrokenPipeError:
-        # The reader stopped early (`digits-predict *.png | head -1`): stop quietly, and point
-        # stdout at /dev/null so that Python's flush at exit does not complain again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if sys.stdout is None:  # `digits-predict x.png >&-`: Python has no stdout at all
+        report_error("standard output is closed: nowhere to print the results")
         return 1
-    return 1 if errors else 0
+
+    output = JsonOutput() if args.json else TextOutput()
+    predictor: Predictor | None = None  # loaded for the first readable file
+    failed = False
+    try:
+        for start in range(0, len(args.images), BATCH_SIZE):
+            paths = args.images[start : start + BATCH_SIZE]
+            # A batch's files are read and checked before TensorFlow loads (2 s): bad files are
+            # reported fast, and when no file is readable the model is never loaded.
+            images = read_images(paths)
+            readable = [image for image in images if not isinstance(image, str)]
+            failed = failed or len(readable) < len(images)
+            if readable and predictor is None:
+                predictor = load_predictor(args.model, say_which=not args.json)
+                if predictor is None:
+                    return 1
+            rows = iter(predictor.probabilities(np.stack(readable)) if readable else ())
+            entries = [
+                image if isinstance(image, str) else prediction_json(next(rows), image)
+                for image in images
+            ]
+            output.write(paths, entries, model_loaded=predictor is not None)
+        output.close()
+    except BrokenPipeError:  # the reader stopped early (`digits-predict *.png | head -1`)
+        return stdout_lost()
+    except OSError as error:  # `> /dev/full` (ENOSPC), an I/O error, ...
+        report_error(f"cannot write the results to standard output: {error.strerror or error}")
+        return stdout_lost()
+    return 1 if failed else 0
 
 
-def print_results(
-    args: argparse.Namespace, results: dict[int, dict], errors: dict[int, str]
-) -> None:
-    """Results in the order of the files given: one line each, or one JSON array."""
-    if args.json:
-        report = [
-            {"file": str(path), **results[index]}
-            if index in results
-            else {"file": str(path), "error": errors[index]}
-            for index, path in enumerate(args.images)
+def read_images(paths: Sequence[Path]) -> list[np.ndarray | str]:
+    """Each file as a (28, 28) image in MNIST's conventions, or why it cannot be used (that
+    message also goes to stderr at once)."""
+    images: list[np.ndarray | str] = []
+    for path in paths:
+        try:
+            images.append(to_mnist(read_image(path), str(path)))
+        except DigitsError as error:
+            images.append(str(error))
+            report_error(str(error))
+    return images
+
+
+def load_predictor(given: Path | None, say_which: bool) -> Predictor | None:
+    """The model of --model (or the default), or None once its error is on stderr; with
+    `say_which`, which model it is goes to stderr (stdout keeps the results only)."""
+    try:
+        model = model_to_load(given)
+        pin_cpu_kernels()
+        predictor = Predictor.from_file(model)
+    except DigitsError as error:
+        report_error(str(error))
+        return None
+    if say_which:
+        print(printable(f"model: {read_model_info(model).line()}"), file=sys.stderr)
+    return predictor
+
+
+class TextOutput:
+    """One line per readable file, in the order given: 'NAME: 7 (98.1%)   top 3: ...'."""
+
+    def write(self, paths: Sequence[Path], entries: list[dict | str], model_loaded: bool) -> None:
+        lines = [
+            f"{printable(str(path))}: {format_result(entry)}\n"
+            for path, entry in zip(paths, entries, strict=True)
+            if isinstance(entry, dict)
         ]
-        print(json.dumps(report))
-    else:
-        for index, path in enumerate(args.images):
-            if index in results:
-                print(f"{path}: {format_result(results[index])}")
-    sys.stdout.flush()  # a closed pipe shows here, not at exit
+        write_stdout("".join(lines))
+
+    def close(self) -> None:
+        pass
+
+
+class JsonOutput:
+    """One JSON array, an object per file in the order given ({"file", "digit", ...} or
+    {"file", "error"}), written as it goes once the model has loaded; the same text as
+    json.dumps of the whole list. ASCII only: names reach the terminal escaped."""
+
+    def __init__(self) -> None:
+        self.held: list[str] = []  # errors before the model loaded: nothing on stdout if it fails
+        self.started = False
+
+    def write(self, paths: Sequence[Path], entries: list[dict | str], model_loaded: bool) -> None:
+        self.held += [
+            json.dumps({"file": str(path), **entry})
+            if isinstance(entry, dict)
+            else json.dumps({"file": str(path), "error": entry})
+            for path, entry in zip(paths, entries, strict=True)
+        ]
+        if model_loaded and self.held:
+            write_stdout((", " if self.started else "[") + ", ".join(self.held))
+            self.started, self.held = True, []
+
+    def close(self) -> None:
+        if self.started:
+            write_stdout("]\n")
+        else:
+            write_stdout("[" + ", ".join(self.held) + "]\n")
+
+
+def write_stdout(text: str) -> None:
+    """Written and flushed: a full disk or a closed pipe shows here, not at exit."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def stdout_lost() -> int:
+    """Exit status 1, with stdout pointed at /dev/null so that Python's flush at exit does not
+    complain again about what is still buffered."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
+
+
+def report_error(message: str) -> None:
+    print(f"error: {printable(message)}", file=sys.stderr)
+
+
+def printable(text: str) -> str:
+    """`text` safe to print to a terminal: what str.isprintable() refuses (control characters
+    such as ESC and newline, bidirectional overrides, ...) as Python escapes ('\\x1b', '\\n',
+    '\\u202e'), and the bytes of a file name that are not UTF-8 (which Python holds as
+    surrogates) as '\\xNN'. Printable text comes back unchanged."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def format_result(result: dict) -> str:

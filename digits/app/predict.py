@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import zipfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from digits.app.model_file import check_keras_archive, read_model_file
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from digits.errors import DigitsError
 
@@ -51,17 +52,31 @@ class Predictor:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Predictor:
         """Load a .keras file in safe mode. DigitsError, naming the file, if it is missing
-        or not a usable model (not a .keras archive, damaged, a Lambda layer, wrong shapes)."""
-        check_model_archive(path)
+        or not a usable model: not a regular file within the limits of digits.app.model_file,
+        not a .keras archive a model of this project can be, damaged, a Lambda layer, wrong
+        shapes. Keras reads the bytes that were checked (a private copy), not the path again."""
+        data = read_model_file(path)
+        check_keras_archive(data, path)
         with native_stderr_silenced():
             from digits.model import load_model  # imports TensorFlow
         try:
-            model = load_model(path)
-        except DigitsError:
-            raise
-        except Exception as error:  # Keras' words for a file it cannot use; no traceback
-            reason = str(error).split(". ")[0].strip().rstrip(".")
-            raise DigitsError(f"{path}: not a usable Keras model: {reason}") from None
+            scratch = tempfile.TemporaryDirectory(prefix="digits-model-")
+            copy = Path(scratch.name) / "model.keras"
+            copy.write_bytes(data)
+        except OSError as error:  # $TMPDIR full or not writable
+            raise DigitsError(
+                f"{path}: cannot copy the model to {tempfile.gettempdir()}: "
+                f"{error.strerror or error}"
+            ) from None
+        del data
+        with scratch:
+            try:
+                model = load_model(copy)
+            except DigitsError:
+                raise
+            except Exception as error:  # Keras' words for a file it cannot use; no traceback
+                reason = str(error).split(". ")[0].strip().rstrip(".")
+                raise DigitsError(f"{path}: not a usable Keras model: {reason}") from None
         try:
             return cls(model)
         except DigitsError as error:
@@ -75,28 +90,6 @@ class Predictor:
                 f"expected (N, {IMAGE_HEIGHT}, {IMAGE_WIDTH}) images, got {images.shape}"
             )
         return self._forward(images).numpy()
-
-
-def check_model_archive(path: str | os.PathLike[str]) -> None:
-    """What can be checked without TensorFlow: a .keras file is a zip archive holding
-    config.json. A missing file is left to digits.model.load_model's message."""
-    path = Path(path)
-    if not path.exists():
-        return
-    if path.suffix != ".keras":
-        raise DigitsError(f"{path}: not a .keras file (Keras 3 saves models as NAME.keras)")
-    problem = "a .keras file is a zip archive; this is not one (or it is truncated)"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if "config.json" not in archive.namelist():
-                problem = "the archive has no config.json"
-            elif archive.testzip() is None:
-                return
-            else:
-                problem = "the archive is damaged"
-    except (zipfile.BadZipFile, OSError, EOFError):
-        pass
-    raise DigitsError(f"{path}: not a usable Keras model: {problem}")
 
 
 @contextlib.contextmanager
