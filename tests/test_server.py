@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits.app.artifacts import read_model_info
-from digits.app.cli import serve_main
+from digits.app.cli import host_names, serve_main
 from digits.app.images import to_mnist
 from digits.app.predict import Predictor, prediction_json
 from digits.app.schema import ErrorMessage, ModelDescription, PixelsRequest, Prediction
@@ -713,3 +713,27 @@ def test_serve_reports_a_missing_model_and_a_busy_port(
     with pytest.raises(SystemExit) as usage:
         serve_main(["--port", "70000"])
     assert usage.value.code == 2
+
+
+def test_the_names_answered_come_from_the_flag_its_variable_or_the_host() -> None:
+    loopback = ["localhost", "127.0.0.1", "[::1]"]
+    assert host_names(None, "127.0.0.1") == loopback
+    assert host_names(None, "::1") == loopback
+    assert host_names(None, "0.0.0.0") == loopback  # every address: no name to add
+    assert host_names(None, "192.168.1.5") == [*loopback, "192.168.1.5"]
+    assert host_names(None, "fd00::5") == [*loopback, "[fd00::5]"]
+    assert host_names(" Digits.lan, *.example.org ", "0.0.0.0") == ["digits.lan", "*.example.org"]
+    with pytest.raises(ValueError, match="a wildcard only as"):
+        host_names("digits.*", "127.0.0.1")
+    with pytest.raises(ValueError, match="at least one name"):
+        host_names(" , ", "127.0.0.1")
+
+
+def test_serve_reads_the_names_answered_from_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("DIGITS_ALLOWED_HOSTS", "*digits.lan")
+    with pytest.raises(SystemExit) as usage:
+        serve_main(["--port", "0"])
+    assert usage.value.code == 2
+    assert "--allowed-hosts: '*digits.lan': a wildcard only as" in capsys.readouterr().err
