@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL
+from digits.app.server import MAX_BODY_BYTES
 
 # digits-serve with this interpreter (the console script may not be on PATH).
 DIGITS_SERVE = [
@@ -120,10 +121,10 @@ def post_in_parallel(
 
 
 def abandon_posts(
-    server: ServerProcess, body: bytes, content_type: str, clients: int, seconds: float = 30
+    server: ServerProcess, body: bytes, content_type: str, clients: int, seconds: float = 60
 ) -> None:
-    """`clients` connections that each send POST /api/predict with `body` and leave without
-    reading the answer (a reset, as a killed client would), all at once."""
+    """`clients` connections that each send POST /api/predict with `body` and close the
+    connection without waiting for the answer, all at once."""
 
     def post() -> None:
         head = (
@@ -133,7 +134,6 @@ def abandon_posts(
         address = (server.host, server.port)
         with contextlib.suppress(OSError), socket.create_connection(address, seconds) as client:
             client.sendall(head + body)  # the server may refuse and close: OSError
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     threads = [threading.Thread(target=post) for _ in range(clients)]
     for thread in threads:
@@ -232,6 +232,15 @@ def exif_bomb_jpeg(tags: int = 5000) -> bytes:
     Image.new("L", (64, 64), 255).save(image, format="JPEG")
     data = image.getvalue()
     return data[:2] + jpeg_segment(0xE1, b"Exif\x00\x00" + tiff) + data[2:]
+
+
+def largest_png() -> bytes:
+    """The largest body the server takes (MAX_BODY_BYTES): huge_png() padded with a private
+    chunk that Pillow skips."""
+    png = huge_png()
+    end = png_chunk(b"IEND", b"")
+    padding = MAX_BODY_BYTES - len(png) - 12  # a chunk's length, type and CRC: 12 bytes
+    return png[: -len(end)] + png_chunk(b"pdNg", b"\0" * padding) + end
 
 
 HOW_TO_GET = {
