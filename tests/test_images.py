@@ -370,7 +370,9 @@ def test_a_jpeg_at_the_scan_limit_costs_at_most_a_second() -> None:
 
     started = time.thread_time()
     image = decode_image(hostile, "upload.jpg", cpu_limit_s=2)
-    assert time.thread_time() - started < 2
+    seconds = time.thread_time() - started
+    print(f"the costliest JPEG allowed: {seconds:.2f} s of CPU to decode")  # pytest -s shows it
+    assert seconds < 2
     assert image.size == (WORKING_SIDE, WORKING_SIDE)  # libjpeg's 1/8 scale
 
 

@@ -30,6 +30,9 @@ PEAK_LIMIT_MB = 1500  # what the README promises for this test, baseline include
 PEAK_GROWTH_LIMIT_MB = 400  # 2 decodes at a time of about 130 MB each, and some slack
 KEPT_LIMIT_MB = 100  # still held once the burst is over
 ABANDONED_POSTS = 900
+# 2 decodes of a 4096x4096 16-bit PNG (130 MB each), 64 MiB of bodies held, up to 64 KB read
+# ahead by uvicorn on each connection, and some slack.
+ABANDONED_PEAK_GROWTH_LIMIT_MB = 500
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,6 @@ def test_the_largest_bodies_queued_and_abandoned_use_bounded_memory_and_give_it_
 
     assert [status for status, _ in answers] == [400, 400]  # grey: blank
     assert after["VmHWM"] < PEAK_LIMIT_MB, (before, after)
-    assert after["VmHWM"] - before["VmRSS"] < PEAK_GROWTH_LIMIT_MB, (before, after)
+    assert after["VmHWM"] - before["VmRSS"] < ABANDONED_PEAK_GROWTH_LIMIT_MB, (before, after)
     assert after["VmRSS"] - before["VmRSS"] < KEPT_LIMIT_MB, (before, after)
     assert "Traceback" not in server.log()

@@ -111,6 +111,11 @@ def test_costly_jpegs_are_bounded_queued_and_refused_past_the_queue_while_a_draw
     assert statuses == [400] * (2 + WAITING_DECODES) + [503] * 4, statuses  # 400: blank grey
     assert all(headers["Retry-After"] == "2" for status, headers, _ in answers if status == 503)
     slowest = max(seconds for status, _, seconds in answers if status == 400)
+    fastest = min(seconds for status, _, seconds in answers if status == 400)
+    print(  # pytest -s shows it
+        f"drawing answered in {drawing_s:.2f} s; costly JPEGs answered in {fastest:.1f} s "
+        f"to {slowest:.1f} s"
+    )
     assert slowest < (2 + WAITING_DECODES) / 2 * DECODE_CPU_LIMIT_S
 
 
@@ -149,6 +154,7 @@ def test_sigterm_stops_the_server_within_the_stated_time_whatever_the_clients_do
                 client.close()
             for sender in senders:
                 sender.join(TIMEOUT_S)
+    print(f"stopped {seconds:.1f} s after SIGTERM")  # pytest -s shows it
     assert seconds < bound, f"stopped after {seconds:.1f} s"
     assert "Traceback" not in log
 
