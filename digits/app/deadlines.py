@@ -6,10 +6,10 @@ seconds, a body shorter than its Content-Length) and for a client to read its an
 pipelines requests and never reads holds its connection, and a graceful shutdown, for ever);
 and past limit_concurrency open connections it answers every new request 503, however many of
 those connections are idle. DeadlineProtocol adds the three deadlines, closes the longest idle
-connections first, and answers malformed HTTP with a JSON 400. It subclasses H11Protocol,
-which uvicorn does not document as an extension point: pyproject.toml pins uvicorn to the minor
-version it was checked against, and tests/test_deadlines.py fails loudly when what the subclass
-relies on changes.
+connections as the limit nears, and answers malformed HTTP with a JSON 400. It subclasses
+H11Protocol, which uvicorn does not document as an extension point: pyproject.toml pins uvicorn
+to the minor version it was checked against, and tests/test_deadlines.py fails loudly when what
+the subclass relies on changes.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ ATTRIBUTES = (
 )
 CYCLE_ATTRIBUTES = ("response_started", "response_complete")  # of its RequestResponseCycle
 
-# When a new connection brings the open ones to uvicorn's limit_concurrency, the longest idle
-# are closed until this share of the limit is open: one scan of the connections per tenth of
-# the limit, and requests are answered 503 only when the connections are not idle.
-KEEP_AFTER_SHEDDING = 0.9
+# When a new connection brings the open ones to SHED_AT of uvicorn's limit_concurrency, the
+# longest idle are closed until SHED_TO of it are open: one scan of the connections per tenth
+# of the limit, and room for new requests below the limit, past which uvicorn answers 503.
+SHED_AT = 0.9
+SHED_TO = 0.8
 
 
 def _raw_json_response(status: HTTPStatus, message: str) -> bytes:
@@ -76,9 +77,9 @@ class DeadlineProtocol(H11Protocol):
     first answer); a request must be received whole within `request_timeout_s` of its first
     byte, or it gets 408 and the connection is closed; an answer the client does not take is
     dropped (and the connection with it) when the socket has stayed full for `write_timeout_s`.
-    At uvicorn's limit_concurrency open connections, the longest idle ones are closed. When
-    the server stops, a connection stuck writing is dropped at once. Malformed HTTP gets a
-    JSON 400."""
+    Near uvicorn's limit_concurrency open connections, the longest idle ones are closed. When
+    the server stops, a connection stuck writing is dropped at once, and so is one that gets
+    stuck afterwards. Malformed HTTP gets a JSON 400."""
 
     def __init__(self, *args: Any, request_timeout_s: float, write_timeout_s: float, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -87,6 +88,7 @@ class DeadlineProtocol(H11Protocol):
         self.request_deadline: asyncio.TimerHandle | None = None
         self.write_deadline: asyncio.TimerHandle | None = None
         self.last_active = 0.0  # loop time of the connection or its last bytes received
+        self.stopping = False  # the server is shutting down
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -99,8 +101,9 @@ class DeadlineProtocol(H11Protocol):
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
-        if self.limit_concurrency is not None and len(self.connections) >= self.limit_concurrency:
-            self.close_idle_connections(int(self.limit_concurrency * KEEP_AFTER_SHEDDING))
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) >= limit * SHED_AT:
+            self.close_idle_connections(int(limit * SHED_TO))
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
@@ -143,7 +146,9 @@ class DeadlineProtocol(H11Protocol):
         """The transport's buffer is full (the client reads slower than we write, or not at
         all): it must drain within write_timeout_s."""
         super().pause_writing()
-        if self.write_deadline is None:
+        if self.stopping:  # no time left for a client that does not read
+            self.transport.abort()
+        elif self.write_deadline is None:
             self.write_deadline = self.loop.call_later(self.write_timeout_s, self.write_timed_out)
 
     def resume_writing(self) -> None:
@@ -164,13 +169,14 @@ class DeadlineProtocol(H11Protocol):
 
     def close_idle_connections(self, keep: int) -> None:
         """Close the longest idle connections (not this new one) until `keep` are open."""
-        excess = len(self.connections) - keep
-        idle = [other for other in self.connections if other is not self and other.is_idle()]
+        still_open = [other for other in self.connections if not other.transport.is_closing()]
+        idle = [other for other in still_open if other is not self and other.is_idle()]
         idle.sort(key=lambda other: other.last_active)
-        for other in idle[:excess]:
+        for other in idle[: len(still_open) - keep]:
             other.timeout_keep_alive_handler()
 
     def shutdown(self) -> None:
+        self.stopping = True
         if self.flow is not None and self.flow.write_paused:  # stuck: nobody takes the answer
             self.transport.abort()
         else:

@@ -31,8 +31,8 @@ measured figures):
   most MAX_JPEG_SCANS scans, see digits.app.images);
 - connections: a request must arrive within REQUEST_TIMEOUT_S of its first byte, an answer
   that the client does not read is dropped after WRITE_TIMEOUT_S, an idle connection is closed
-  after IDLE_TIMEOUT_S, and the longest idle connections are closed first when MAX_CONNECTIONS
-  are open (digits.app.deadlines);
+  after IDLE_TIMEOUT_S, and the longest idle connections are closed as MAX_CONNECTIONS nears
+  (digits.app.deadlines);
 - stopping: SIGTERM or Ctrl+C stops the server within SHUTDOWN_TIMEOUT_S plus one decode.
 
 The server answers only Host names it is served under (loopback names unless told others:
@@ -83,7 +83,7 @@ REQUEST_TIMEOUT_S = 10.0  # from a request's first byte to its last: 1 MiB at 10
 WRITE_TIMEOUT_S = 10.0  # an answer the client does not read (the socket stays full)
 IDLE_TIMEOUT_S = 5  # a connection with no request under way (uvicorn's keep-alive timeout)
 SHUTDOWN_TIMEOUT_S = 5  # requests under way when told to stop (uvicorn's graceful shutdown)
-MAX_CONNECTIONS = 1000  # open connections: past it the idlest are closed, then 503 (uvicorn)
+MAX_CONNECTIONS = 1000  # open: from 900 the idlest are closed down to 800; at 1000, 503
 SMALL_IMAGE_PIXELS = 1024 * 1024  # images up to this size are decoded in a lane of their own
 LARGE_DECODES = 2  # larger images decoded at once: 130 MB each at worst (16-bit PNG)
 SMALL_DECODES = 2  # small images decoded at once (a 280x280 PNG: 5 ms), as many as cores here
@@ -281,6 +281,9 @@ class DecodeLane:
         """Wait for a free thread (and take it): False if the client leaves first."""
         if not self.free.locked():
             await self.free.acquire()  # at once
+            if await request.is_disconnected():  # a look, without waiting
+                self.free.release()
+                return False
             return True
         turn = asyncio.ensure_future(self.free.acquire())
         # The body has been read: the next message from uvicorn is the client leaving.
