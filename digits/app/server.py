@@ -266,6 +266,9 @@ class DecodeLane:
         try:
             if not await self._turn(request):
                 return None
+            if self.stopping.is_set():  # while it looked at the connection
+                self.free.release()
+                raise busy("the server is stopping", self.retry_after_s, close=True)
             try:
                 self.decoded += 1
                 return await asyncio.get_running_loop().run_in_executor(self.executor, work, body)
@@ -327,7 +330,8 @@ class Workload:
     def _after_burst(self) -> None:
         if self.large.decoded > self.trimmed_at:
             self.trimmed_at = self.large.decoded
-            asyncio.get_running_loop().run_in_executor(None, release_freed_memory)
+            with contextlib.suppress(RuntimeError):  # the loop's executor is shut down: stopping
+                asyncio.get_running_loop().run_in_executor(None, release_freed_memory)
 
     def stop(self) -> None:
         self.small.stop()
