@@ -4,13 +4,16 @@ bytes from outside. No TensorFlow.
 Known cases: digits drawn with Pillow on "paper" (thick strokes, off-centre, JPEG-compressed like a
 scan) must come out centred (centre of mass within half a pixel of (14, 14), as in every MNIST
 training image), 20 px on their longer side with their aspect ratio kept, the same whichever the
-polarity; blank, oversized, damaged and non-image inputs are rejected with a message naming them.
+polarity; blank, oversized, damaged and non-image inputs are rejected with a message naming them;
+what one image can cost to decode is bounded (JPEG scans, a CPU limit), whatever its bytes.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -25,13 +28,19 @@ from digits.app.images import (
     DIGIT_BOX,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_SIDE,
+    MAX_JPEG_MARKERS,
+    MAX_JPEG_SCANS,
+    WORKING_SIDE,
     ImageError,
+    ImageHeader,
     decode_image,
+    read_header,
     read_image,
     stroke_width,
     to_mnist,
 )
 from digits.errors import DigitsError
+from tools.serving import exif_bomb_jpeg, huge_png, progressive_jpeg
 
 # A "7" with a crossbar, as strokes in a unit box (x right, y down).
 SEVEN = [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)], [(0.3, 0.5), (0.8, 0.5)]]
@@ -325,3 +334,90 @@ def test_image_errors_are_pipeline_errors() -> None:
     """So the commands report them like every other bad input: a message and exit code 1."""
     assert issubclass(ImageError, DigitsError)
     assert images.ALLOWED_FORMATS == ("PNG", "JPEG")
+
+
+# --- what one image can cost ---------------------------------------------------------------------
+
+
+def test_read_header_says_format_size_and_scans_without_pillow() -> None:
+    assert read_header(encode(Image.new("L", (30, 20))), "a") == ImageHeader("PNG", 30, 20)
+    progressive = encode(Image.new("RGB", (300, 200)), "JPEG", progressive=True)
+    assert read_header(progressive, "a") == ImageHeader("JPEG", 300, 200, scans=10)
+    assert read_header(encode(Image.new("L", (8, 8)), "JPEG"), "a") == ImageHeader("JPEG", 8, 8)
+    # An EXIF thumbnail is a JPEG inside a segment: skipped with its segment, not counted.
+    assert read_header(exif_bomb_jpeg(100), "a") == ImageHeader("JPEG", 64, 64)
+    assert read_header(b"GIF89a", "a") is None
+    assert read_header(png_header(5000, 10)[:20], "a") is None  # no complete header: Pillow's
+
+
+def test_a_jpeg_with_tens_of_thousands_of_scans_is_refused_before_decoding() -> None:
+    """25,000 tiny progressive scans (1 MB) cost libjpeg about a minute to decode; the scans
+    are counted from the markers in about a millisecond."""
+    hostile = progressive_jpeg(4096, 25_000)
+    assert len(hostile) <= 1024 * 1024
+
+    started = time.thread_time()
+    with pytest.raises(ImageError, match=r"^upload\.jpg: a JPEG with more than 64 scans"):
+        decode_image(hostile, "upload.jpg")
+    assert time.thread_time() - started < 0.1
+
+
+def test_a_jpeg_at_the_scan_limit_costs_at_most_a_second() -> None:
+    """The costliest scans allowed (refinement scans over every coefficient of every block of
+    a 4096x4096 image): about 0.6 s on a 2-core x86-64."""
+    hostile = progressive_jpeg(4096, MAX_JPEG_SCANS - 1, refine=True)
+    assert read_header(hostile, "a").scans == MAX_JPEG_SCANS
+
+    started = time.thread_time()
+    image = decode_image(hostile, "upload.jpg", cpu_limit_s=2)
+    seconds = time.thread_time() - started
+    print(f"the costliest JPEG allowed: {seconds:.2f} s of CPU to decode")  # pytest -s shows it
+    assert seconds < 2
+    assert image.size == (WORKING_SIDE, WORKING_SIDE)  # libjpeg's 1/8 scale
+
+
+def test_too_many_jpeg_markers_are_refused() -> None:
+    comments = b"".join(images_comment(n) for n in range(MAX_JPEG_MARKERS + 1))
+    jpeg = encode(Image.new("L", (8, 8)), "JPEG")
+    with pytest.raises(ImageError, match="more than 1,000 JPEG markers"):
+        decode_image(jpeg[:2] + comments + jpeg[2:], "upload.jpg")
+
+
+def images_comment(number: int) -> bytes:
+    text = b"%d" % number
+    return b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text
+
+
+def test_large_jpegs_are_decoded_at_the_scale_they_are_used() -> None:
+    """libjpeg's scaled IDCT (Pillow's draft mode): never below WORKING_SIDE on a side."""
+    photo = draw(SEVEN, box=(1000, 800, 2000, 2400), size=(4096, 4096)).convert("RGB")
+    decoded = decode_image(encode(photo, "JPEG"), "photo.jpg")
+    assert decoded.size == (512, 512)
+    assert_mnist_like(to_mnist(decoded))
+    wide = decode_image(encode(Image.new("L", (4096, 1024)), "JPEG"), "wide.jpg")
+    assert wide.size == (2048, 512)
+
+
+def test_a_cpu_limit_stops_a_decode_midway() -> None:
+    """Checked between blocks of DECODE_BLOCK_BYTES: a 4096x4096 16-bit PNG (0.1 s) against a
+    limit of 10 ms."""
+    png = huge_png()
+    started = time.thread_time()
+    with pytest.raises(ImageError, match=r"^big\.png: decoding took more than 0\.01 s of CPU"):
+        decode_image(png, "big.png", cpu_limit_s=0.01)
+    assert time.thread_time() - started < 0.05
+    assert decode_image(png, "big.png", cpu_limit_s=2).size == (4096, 4096)
+
+
+def test_decoding_does_not_reset_the_warnings_registry() -> None:
+    """Python warns once per message and place: a JPEG whose EXIF makes Pillow warn 5,000
+    times warns the second time... not at all (decode_image used to reset the filters, and
+    wrote the 5,000 warnings, 1 MB, on every request)."""
+    bomb = exif_bomb_jpeg()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        decode_image(bomb, "first.jpg")
+        first = len(caught)
+        decode_image(bomb, "second.jpg")
+    assert first >= 4900
+    assert len(caught) == first

@@ -21,11 +21,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits.app.artifacts import read_model_info
-from digits.app.cli import serve_main
+from digits.app.cli import host_names, serve_main
 from digits.app.images import to_mnist
 from digits.app.predict import Predictor, prediction_json
 from digits.app.schema import ErrorMessage, ModelDescription, PixelsRequest, Prediction
-from digits.app.server import IDLE_TIMEOUT_S, MAX_BODY_BYTES, PredictionServer
+from digits.app.server import IDLE_TIMEOUT_S, MAX_BODY_BYTES, Limits, PredictionServer
 from digits.model import save_model
 
 TIMEOUT_S = 10
@@ -436,7 +436,7 @@ def test_a_body_over_the_limit_is_refused_from_its_content_length(server) -> Non
     """413 before reading: the client announced MAX_BODY_BYTES + 1 and sent nothing yet."""
     response = raw_exchange(
         server,
-        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
         b"Content-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1),
     )
 
@@ -450,30 +450,30 @@ def test_a_body_over_the_limit_is_refused_from_its_content_length(server) -> Non
     ("request_bytes", "status", "message"),
     [
         (
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\r\n",
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n\r\n",
             411,
             "Content-Length is required",
         ),
         (
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             411,
             "chunked",
         ),
         (
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             b"Content-Length: -5\r\n\r\n",
             400,
             "invalid HTTP request",
         ),
         (
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             b"Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
             400,
             "invalid HTTP request",
         ),
         (b"NONSENSE\r\n\r\n", 400, "invalid HTTP request"),
-        (b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", 405, "BREW is not allowed on /"),
+        (b"BREW / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405, "BREW is not allowed on /"),
     ],
     ids=["no-length", "chunked", "negative-length", "two-lengths", "garbage", "unknown-method"],
 )
@@ -591,12 +591,18 @@ def test_stalled_requests_get_408_and_idle_connections_are_closed() -> None:
     slowly or not finished) and body (shorter than its Content-Length) alike; a connection
     that sends nothing is closed after IDLE_TIMEOUT_S. The old server waited 30 s, then 500."""
     timeout_s = 1.0
-    with running(PredictionServer(fake_predict, "127.0.0.1", 0, False, timeout_s)) as server:
-        (unfinished_headers,) = open_connections(server, 1, b"GET / HTTP/1.1\r\nHost: x\r\n")
+    with running(
+        PredictionServer(
+            fake_predict, "127.0.0.1", 0, False, limits=Limits(request_timeout_s=timeout_s)
+        )
+    ) as server:
+        (unfinished_headers,) = open_connections(
+            server, 1, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        )
         (short_body,) = open_connections(
             server,
             1,
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             b"Content-Length: 100\r\n\r\nonly twenty bytes...",
         )
         (silent,) = open_connections(server, 1, b"")
@@ -617,7 +623,11 @@ def test_stalled_requests_get_408_and_idle_connections_are_closed() -> None:
 
 def test_a_header_every_few_seconds_does_not_hold_a_connection() -> None:
     timeout_s = 1.0
-    with running(PredictionServer(fake_predict, "127.0.0.1", 0, False, timeout_s)) as server:
+    with running(
+        PredictionServer(
+            fake_predict, "127.0.0.1", 0, False, limits=Limits(request_timeout_s=timeout_s)
+        )
+    ) as server:
         (trickle,) = open_connections(server, 1, b"GET / HTTP/1.1\r\n")
         started = time.monotonic()
         try:
@@ -637,7 +647,7 @@ def test_a_body_shorter_than_its_content_length_then_closed_is_dropped_quietly(
 ) -> None:
     response = raw_exchange(
         server,
-        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
         b"Content-Length: 100\r\n\r\nonly twenty bytes...",
         close_write=True,
     )
@@ -655,7 +665,7 @@ def test_clients_that_leave_early_leave_no_traceback(
     caplog.set_level(logging.DEBUG)
     png = drawing()
     head = (
-        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
         b"Content-Length: %d\r\n\r\n" % len(png)
     )
     leavers = [head[:20], head, head + png[:100], head + png, b"GARBAGE \x00\r\n\r\n"]
@@ -703,3 +713,27 @@ def test_serve_reports_a_missing_model_and_a_busy_port(
     with pytest.raises(SystemExit) as usage:
         serve_main(["--port", "70000"])
     assert usage.value.code == 2
+
+
+def test_the_names_answered_come_from_the_flag_its_variable_or_the_host() -> None:
+    loopback = ["localhost", "127.0.0.1", "[::1]"]
+    assert host_names(None, "127.0.0.1") == loopback
+    assert host_names(None, "::1") == loopback
+    assert host_names(None, "0.0.0.0") == loopback  # every address: no name to add
+    assert host_names(None, "192.168.1.5") == [*loopback, "192.168.1.5"]
+    assert host_names(None, "fd00::5") == [*loopback, "[fd00::5]"]
+    assert host_names(" Digits.lan, *.example.org ", "0.0.0.0") == ["digits.lan", "*.example.org"]
+    with pytest.raises(ValueError, match="a wildcard only as"):
+        host_names("digits.*", "127.0.0.1")
+    with pytest.raises(ValueError, match="at least one name"):
+        host_names(" , ", "127.0.0.1")
+
+
+def test_serve_reads_the_names_answered_from_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("DIGITS_ALLOWED_HOSTS", "*digits.lan")
+    with pytest.raises(SystemExit) as usage:
+        serve_main(["--port", "0"])
+    assert usage.value.code == 2
+    assert "--allowed-hosts: '*digits.lan': a wildcard only as" in capsys.readouterr().err

@@ -20,7 +20,8 @@ second, and exits 1 if the p95 with 4 clients is over its target (10 ms for json
 for png 280x280).
 
 Memory (--memory): digits-serve in a fresh process, its resident memory before, at the peak
-and after 32 parallel POSTs of a 4096x4096 16-bit RGBA PNG.
+and after 900 clients that send the largest body allowed and leave at once (behind two of the
+costliest JPEGs), then, in another process, 32 parallel POSTs of a 4096x4096 16-bit RGBA PNG.
 
 How well the models read pictures other than MNIST is tools/served_accuracy.py.
 """
@@ -38,15 +39,19 @@ import numpy as np
 from PIL import Image
 
 from digits.app.artifacts import default_model
-from digits.app.images import to_mnist
+from digits.app.images import MAX_JPEG_SCANS, to_mnist
 from digits.app.samples import canvas_png
+from digits.app.server import MAX_BODY_BYTES
 from digits.errors import DigitsError
 from tools.serving import (
     Client,
     ServerProcess,
+    abandon_posts,
     huge_png,
+    largest_png,
     pixels_json,
     post_in_parallel,
+    progressive_jpeg,
     require_models,
     serving,
 )
@@ -147,15 +152,42 @@ def latency_report(running: ServerProcess, payloads: dict, requests: int, rounds
     return missed
 
 
-def memory_report(model: Path, clients: int = 32) -> None:
-    """digits-serve in a fresh process: resident memory before, at the peak and after `clients`
-    parallel POSTs of a 4096x4096 16-bit RGBA PNG (137 KB), from /proc/PID/status."""
+def memory_report(model: Path, clients: int = 32, abandoned: int = 900) -> None:
+    """digits-serve in a fresh process for each burst: resident memory before, at the peak and
+    after (once a drawing has been answered after the burst), from /proc/PID/status. Bursts:
+    `abandoned` clients that each send the largest body allowed (a 1 MiB 4096x4096 PNG) behind
+    two of the costliest JPEGs allowed, and leave at once; `clients` parallel POSTs of a
+    4096x4096 16-bit RGBA PNG (137 KB)."""
     png = huge_png()
+    columns = ("before MB", "peak MB", "after MB", "seconds")
+    header = " ".join(f"{name:>9s}" for name in columns) + "  answers"
+    print(
+        f"{abandoned} clients sending a {MAX_BODY_BYTES:,}-byte 4096x4096 PNG and leaving, "
+        f"behind 2 JPEGs of {MAX_JPEG_SCANS} scans; model {model}"
+    )
+    print(header)
+    with serving(model) as running:
+        before = running.memory_mb()
+        started = time.perf_counter()
+        costly = progressive_jpeg(4096, MAX_JPEG_SCANS - 1, refine=True)
+        answers: list[tuple[int, bytes]] = []
+        blockers = threading.Thread(
+            target=lambda: answers.extend(post_in_parallel(running, costly, "image/jpeg", 2))
+        )
+        blockers.start()
+        time.sleep(0.2)  # the JPEGs are being decoded
+        abandon_posts(running, largest_png(), "image/png", abandoned)
+        blockers.join()
+        seconds = time.perf_counter() - started
+        post_in_parallel(running, png, "image/png", 1)  # answered: the burst is over
+        time.sleep(1)
+        after = running.memory_mb()
+    print_memory_row(before, after, seconds, answers)
+
     print(
         f"{clients} parallel POSTs of a {len(png):,}-byte 4096x4096 16-bit RGBA PNG; model {model}"
     )
-    columns = ("before MB", "peak MB", "after MB", "seconds")
-    print(" ".join(f"{name:>9s}" for name in columns) + "  answers")
+    print(header)
     with serving(model) as running:
         before = running.memory_mb()
         started = time.perf_counter()
@@ -163,6 +195,12 @@ def memory_report(model: Path, clients: int = 32) -> None:
         seconds = time.perf_counter() - started
         time.sleep(1)  # the last decodes finish and are freed
         after = running.memory_mb()
+    print_memory_row(before, after, seconds, answers)
+
+
+def print_memory_row(
+    before: dict[str, float], after: dict[str, float], seconds: float, answers: list
+) -> None:
     statuses = statistics.multimode(status for status, _ in answers)
     print(
         f"{before['VmRSS']:9.0f} {after['VmHWM']:9.0f} {after['VmRSS']:9.0f} "
@@ -178,8 +216,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--memory",
         action="store_true",
-        help="only the server's memory (a fresh process) under 32 parallel 4096x4096 "
-        "16-bit RGBA PNGs",
+        help="only the server's memory (a fresh process per burst): 900 abandoned 1 MiB "
+        "PNGs, then 32 parallel 4096x4096 16-bit RGBA PNGs",
     )
     return parser.parse_args(argv)
 

@@ -1,6 +1,7 @@
-"""digits-serve in its own process on 127.0.0.1 (port 0), as a person starts it, and a client
-of its API: for tools/bench_serve.py (latency and memory), tools/served_accuracy.py and the
-tests that need a real server process (the browser tests, the hostile-client tests).
+"""digits-serve in its own process on 127.0.0.1 (port 0), as a person starts it, a client of
+its API, and hostile images made byte by byte: for tools/bench_serve.py (latency and memory),
+tools/served_accuracy.py and the tests that need a real server process (the browser tests, the
+hostile-client tests).
 
 TensorFlow's start-up lines and the server's log go to a file: `ServerProcess.log()` reads it.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -22,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL
+from digits.app.server import MAX_BODY_BYTES
 
 # digits-serve with this interpreter (the console script may not be on PATH).
 DIGITS_SERVE = [
@@ -115,6 +120,28 @@ def post_in_parallel(
     return answers
 
 
+def abandon_posts(
+    server: ServerProcess, body: bytes, content_type: str, clients: int, seconds: float = 60
+) -> None:
+    """`clients` connections that each send POST /api/predict with `body` and close the
+    connection without waiting for the answer, all at once."""
+
+    def post() -> None:
+        head = (
+            f"POST /api/predict HTTP/1.1\r\nHost: {server.host}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        address = (server.host, server.port)
+        with contextlib.suppress(OSError), socket.create_connection(address, seconds) as client:
+            client.sendall(head + body)  # the server may refuse and close: OSError
+
+    threads = [threading.Thread(target=post) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds)
+
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -129,6 +156,91 @@ def huge_png(side: int = 4096) -> bytes:
         + png_chunk(b"IDAT", zlib.compress(row * side, 9))
         + png_chunk(b"IEND", b"")
     )
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+class _BitWriter:
+    """Huffman-coded bits, most significant first, with JPEG's 0xFF 0x00 byte stuffing."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.byte = self.count = 0
+
+    def put(self, value: int, bits: int) -> None:
+        for shift in range(bits - 1, -1, -1):
+            self.byte = (self.byte << 1) | (value >> shift) & 1
+            self.count += 1
+            if self.count == 8:
+                self.out += b"\xff\x00" if self.byte == 0xFF else bytes([self.byte])
+                self.byte = self.count = 0
+
+    def end(self) -> bytes:
+        if self.count:
+            self.put((1 << (8 - self.count)) - 1, 8 - self.count)  # pad with ones
+        return bytes(self.out)
+
+
+def _end_of_band_runs(blocks: int) -> bytes:
+    """A progressive AC scan in which no block has a coefficient in the band: end-of-band runs
+    (symbol 16 * r, the 4-bit code r, then r bits: runs of 2**r to 2**(r + 1) - 1 blocks)."""
+    bits = _BitWriter()
+    while blocks:
+        r = min(14, blocks.bit_length() - 1)
+        run = min(blocks, (1 << (r + 1)) - 1)
+        bits.put(r, 4)
+        bits.put(run - (1 << r), r)
+        blocks -= run
+    return bits.end()
+
+
+def progressive_jpeg(side: int = 4096, scans: int = 30_000, refine: bool = False) -> bytes:
+    """A side x side grey progressive JPEG: a DC scan, then `scans` AC scans that each visit
+    every 8x8 block and say "nothing here" in a few bytes. libjpeg pays per block and scan:
+    30,000 tiny scans (coefficient 1 each, about 1 MB) cost about a minute of CPU; refinement
+    scans over coefficients 1-63 (`refine`) about 9 ms each at 4096x4096. Decodes to grey."""
+    blocks = (-(-side // 8)) ** 2
+    dc = _BitWriter()
+    for _ in range(blocks):
+        dc.put(0, 1)  # DC difference category 0 (the one-bit code 0)
+    ac_scan = _end_of_band_runs(blocks)
+    band = bytes([1, 63, 0x10]) if refine else bytes([1, 1, 0x00])  # Ss, Se, Ah/Al
+    return b"".join(
+        [
+            b"\xff\xd8",
+            jpeg_segment(0xDB, b"\x00" + b"\x01" * 64),  # quantisation table 0: all ones
+            jpeg_segment(0xC2, struct.pack(">BHHB", 8, side, side, 1) + b"\x01\x11\x00"),
+            jpeg_segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00"),  # DC: symbol 0
+            # AC: symbols 16 * r (end-of-band runs), 15 codes of 4 bits
+            jpeg_segment(0xC4, b"\x10" + bytes([0, 0, 0, 15, *[0] * 12, *range(0, 240, 16)])),
+            jpeg_segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + dc.end(),
+            (jpeg_segment(0xDA, b"\x01\x01\x00" + band) + ac_scan) * scans,
+            b"\xff\xd9",
+        ]
+    )
+
+
+def exif_bomb_jpeg(tags: int = 5000) -> bytes:
+    """A small white JPEG whose EXIF (about 60 KB) holds `tags` tags each claiming 4,000 bytes
+    of data: Pillow warns once per tag ("Tag data larger than file. Skipping tag N"), about
+    1 MB of text per image, when it reads the EXIF orientation."""
+    entries = b"".join(struct.pack("<HHII", 0x8000 + n, 4, 1000, 8) for n in range(tags))
+    tiff = b"II*\x00" + struct.pack("<IH", 8, tags) + entries + b"\x00" * 4
+    image = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(image, format="JPEG")
+    data = image.getvalue()
+    return data[:2] + jpeg_segment(0xE1, b"Exif\x00\x00" + tiff) + data[2:]
+
+
+def largest_png() -> bytes:
+    """The largest body the server takes (MAX_BODY_BYTES): huge_png() padded with a private
+    chunk that Pillow skips."""
+    png = huge_png()
+    end = png_chunk(b"IEND", b"")
+    padding = MAX_BODY_BYTES - len(png) - 12  # a chunk's length, type and CRC: 12 bytes
+    return png[: -len(end)] + png_chunk(b"pdNg", b"\0" * padding) + end
 
 
 HOW_TO_GET = {

@@ -1,7 +1,7 @@
 """The installed commands: `digits-predict` (image files -> digits), `digits-serve` (drawing page).
 
     digits-predict IMAGE... [--model PATH] [--json]
-    digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--quiet]
+    digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--allowed-hosts NAMES] [--quiet]
     digits-predict --version, digits-serve --version: the installed package's version
 
 Without --model both load the app's model, data/app-model/model.keras, or when it is missing the
@@ -40,9 +40,10 @@ from digits.app.artifacts import (
     read_model_info,
 )
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
+from digits.app.logs import limit_logging
 from digits.app.model_file import check_model_path
 from digits.app.predict import Predictor, prediction_json
-from digits.app.server import PredictionServer
+from digits.app.server import LOOPBACK_HOSTS, PredictionServer
 from digits.determinism import pin_cpu_kernels
 from digits.errors import DigitsError
 
@@ -269,6 +270,9 @@ def format_result(result: dict) -> str:
     return f"{line}   not a digit? {result['not_a_digit']}" if result["not_a_digit"] else line
 
 
+ALLOWED_HOSTS_VARIABLE = "DIGITS_ALLOWED_HOSTS"
+
+
 def serve_main(argv: Sequence[str] | None = None) -> int:
     """Serve the drawing page and its JSON API until interrupted."""
     parser = ModelHelpParser(
@@ -282,10 +286,27 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=8000, help="0 picks a free port (default: %(default)s)"
     )
-    parser.add_argument("--quiet", action="store_true", help="do not log every request")
+    parser.add_argument(
+        "--allowed-hosts",
+        metavar="NAMES",
+        default=os.environ.get(ALLOWED_HOSTS_VARIABLE),
+        help="comma-separated names (or addresses) the server answers to in the Host header; "
+        "other names get 400, which keeps web pages from other sites out (DNS rebinding). "
+        "'*.example.org' allows its subdomains. Default: $" + ALLOWED_HOSTS_VARIABLE + ", "
+        f"else {', '.join(LOOPBACK_HOSTS)} and --host",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="log no line per request and no warning (errors only)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0..65535, got {args.port}")
+    try:
+        allowed_hosts = host_names(args.allowed_hosts, args.host)
+    except ValueError as error:
+        parser.error(str(error))
 
     release_image_memory_when_freed()
     try:
@@ -296,9 +317,11 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     model_info = read_model_info(model)
-    # uvicorn's warnings (malformed requests) and, unless --quiet, one line per request.
+    # Warnings (malformed requests, odd images) once per kind and, unless --quiet, one line per
+    # request (digits.app.logs).
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    limit_logging(args.quiet)
     try:
         # TensorFlow runs concurrent calls safely; a lock measured no faster at 4 clients.
         server = PredictionServer(
@@ -307,13 +330,15 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
             args.port,
             log_requests=not args.quiet,
             model_info=model_info.as_json(),
+            allowed_hosts=allowed_hosts,
         )
     except OSError as error:
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 1
     if not is_loopback(args.host):
         print(
-            f"warning: listening on {args.host}: other machines can reach this server",
+            f"warning: listening on {args.host}: other machines can reach this server; it "
+            f"answers to the names {', '.join(allowed_hosts)} (--allowed-hosts)",
             file=sys.stderr,
         )
     print(f"model: {model_info.line()}")
@@ -323,6 +348,28 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def host_names(given: str | None, host: str) -> list[str]:
+    """--allowed-hosts (or its variable) as a list; by default the loopback names, and --host
+    when it is one address or name (not 0.0.0.0 or ::, which stand for every address)."""
+    if given is not None:
+        names = [name.strip().lower() for name in given.split(",") if name.strip()]
+        if not names:
+            raise ValueError("--allowed-hosts needs at least one name, e.g. localhost")
+        for name in names:
+            if "*" in name[1:] or (name.startswith("*") and not name.startswith("*.")):
+                raise ValueError(
+                    f"--allowed-hosts: {name!r}: a wildcard only as '*.domain' (its "
+                    f"subdomains) or '*' alone (any name)"
+                )
+        return names
+    names = list(LOOPBACK_HOSTS)
+    if host not in ("0.0.0.0", "::", ""):
+        named = f"[{host.lower()}]" if ":" in host else host.lower()  # IPv6 in brackets
+        if named not in names:
+            names.append(named)
+    return names
 
 
 def is_loopback(host: str) -> bool:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
+import re
+import struct
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,15 @@ from digits.errors import DigitsError
 ALLOWED_FORMATS = ("PNG", "JPEG")
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a phone photo is a few MB
 MAX_IMAGE_SIDE = 4096  # pixels, each side: checked from the header, before decoding
+# A progressive JPEG's cost grows with its scans, each a pass over every 8x8 block of a
+# component: 64 refinement scans of a 4096x4096 image cost 0.6 s of CPU, 30,000 tiny ones a
+# minute. Encoders write 6 (grey) to 10 (colour) scans with libjpeg's standard script; the
+# scans are counted from the markers, before decoding.
+MAX_JPEG_SCANS = 64
+MAX_JPEG_MARKERS = 1000  # segments and scans: a camera writes a few dozen
+# With a CPU limit (decode_image's cpu_limit_s), Pillow is fed this many bytes at a time and the
+# limit is checked between them: libjpeg and zlib stop at the end of what they were given.
+DECODE_BLOCK_BYTES = 4096
 
 DIGIT_BOX = 20  # MNIST: the digit's longer side, in pixels
 CENTRE = (IMAGE_HEIGHT // 2, IMAGE_WIDTH // 2)  # MNIST: where the centre of mass lands (row, col)
@@ -56,6 +68,84 @@ class ImageError(DigitsError):
     """An image that cannot be read or holds no digit."""
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a PNG or JPEG says about itself, read from its bytes without Pillow."""
+
+    format: str  # "PNG" or "JPEG"
+    width: int
+    height: int
+    scans: int = 1  # JPEG: the number of scans (SOS markers)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+# A JPEG marker: 0xFF and a code other than 0x00 (a stuffed 0xFF byte in entropy-coded data),
+# 0xD0-0xD7 (restart markers, inside a scan) and 0xFF (fill).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_END, _JPEG_SCAN = 0xD9, 0xDA
+_JPEG_STANDALONE = {0x01, 0xD8}  # markers without a length (TEM, SOI)
+
+
+def read_header(data: bytes, source: str) -> ImageHeader | None:
+    """The format, size and (JPEG) number of scans of PNG or JPEG bytes, from the bytes alone
+    and in milliseconds; None for anything else (Pillow then says what is wrong).
+
+    Raises ImageError for a side over MAX_IMAGE_SIDE, and for a JPEG with more than
+    MAX_JPEG_SCANS scans or MAX_JPEG_MARKERS markers. A JPEG is walked marker by marker
+    (segments skipped by their length, entropy-coded data searched for the next marker);
+    every frame header counts, whichever Pillow would use.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        header = ImageHeader("PNG", *struct.unpack(">II", data[16:24]))
+    elif data.startswith(b"\xff\xd8\xff"):
+        header = _jpeg_header(data, source)
+    else:
+        return None
+    if header.width > MAX_IMAGE_SIDE or header.height > MAX_IMAGE_SIDE:
+        raise ImageError(
+            f"{source}: {header.width}x{header.height} pixels is over the limit of "
+            f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
+        )
+    return header
+
+
+def _jpeg_header(data: bytes, source: str) -> ImageHeader:
+    width = height = scans = markers = 0
+    position = 2  # after SOI
+    while found := _JPEG_MARKER.search(data, position):
+        markers += 1
+        if markers > MAX_JPEG_MARKERS:
+            raise ImageError(
+                f"{source}: more than {MAX_JPEG_MARKERS:,} JPEG markers; a camera or an editor "
+                f"writes a few dozen"
+            )
+        marker = data[found.start() + 1]
+        position = found.end()
+        if marker == _JPEG_END:
+            break
+        if marker in _JPEG_STANDALONE:
+            continue
+        if position + 7 > len(data):
+            break  # truncated: Pillow says so
+        if marker in _JPEG_FRAMES:  # length, precision, height, width
+            frame_height, frame_width = struct.unpack(">HH", data[position + 3 : position + 7])
+            height, width = max(height, frame_height), max(width, frame_width)
+        elif marker == _JPEG_SCAN:
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                raise ImageError(
+                    f"{source}: a JPEG with more than {MAX_JPEG_SCANS} scans (passes of a "
+                    f"progressive JPEG), the limit; encoders write 6 to 10"
+                )
+        (length,) = struct.unpack(">H", data[position : position + 2])
+        position += length  # the segment; after SOS, the search skips the scan's data
+    return ImageHeader("JPEG", width, height, scans)
+
+
 def read_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image file with the same checks as `decode_image`, naming the file in errors."""
     path = Path(path)
@@ -75,11 +165,33 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
     return decode_image(data, str(path))
 
 
-def decode_image(data: bytes, source: str) -> Image.Image:
+class _CpuLimitedBytes(io.BytesIO):
+    """Image bytes that Pillow reads as it parses and decodes: a read raises ImageError once
+    the reading thread has used more than `limit_s` seconds of CPU since this was made."""
+
+    def __init__(self, data: bytes, limit_s: float, source: str) -> None:
+        super().__init__(data)
+        self.limit_s = limit_s
+        self.source = source
+        self.deadline = time.thread_time() + limit_s
+
+    def read(self, size: int | None = -1) -> bytes:
+        if time.thread_time() > self.deadline:
+            raise ImageError(
+                f"{self.source}: decoding took more than {self.limit_s:g} s of CPU time, the "
+                f"limit for one image"
+            )
+        return super().read(size)
+
+
+def decode_image(data: bytes, source: str, cpu_limit_s: float | None = None) -> Image.Image:
     """PNG or JPEG bytes -> a decoded Pillow image, upright (EXIF orientation applied).
 
     Checks, before decoding the pixels: at most MAX_IMAGE_BYTES, a PNG or JPEG header, at most
-    MAX_IMAGE_SIDE on each side. `source` names the image in the messages.
+    MAX_IMAGE_SIDE on each side, a JPEG's scans (read_header). A large JPEG is decoded at the
+    scale it will be used at (libjpeg's scaled IDCT, through Pillow's draft mode): no side
+    smaller than WORKING_SIDE. With `cpu_limit_s`, parsing and decoding stop with an ImageError
+    once they have used that much CPU time. `source` names the image in the messages.
     """
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(
@@ -89,18 +201,24 @@ def decode_image(data: bytes, source: str) -> Image.Image:
         raise ImageError(f"{source}: empty file; expected a PNG or JPEG image")
     allowed = " or ".join(ALLOWED_FORMATS)
     kind = allowed
+    # Sides over the limit are refused here, before Pillow sees them: it never warns about a
+    # decompression bomb (its threshold is far above MAX_IMAGE_SIDE squared).
+    read_header(data, source)
     try:
-        with warnings.catch_warnings():
-            # Pillow warns about huge images at open; the explicit limit below rejects them.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        if cpu_limit_s is None:
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        else:
+            image = Image.open(_CpuLimitedBytes(data, cpu_limit_s, source), formats=ALLOWED_FORMATS)
+            image.decodermaxblock = DECODE_BLOCK_BYTES
         kind = image.format
         width, height = image.size
-        if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:  # what Pillow found, to be sure
             raise ImageError(
                 f"{source}: {width}x{height} pixels is over the limit of "
                 f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
             )
+        if kind == "JPEG":  # at 1/2, 1/4 or 1/8 scale when both sides stay >= WORKING_SIDE
+            image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # not a copy: 64 MB for 4096x4096 RGBA
         return image

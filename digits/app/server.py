@@ -14,28 +14,42 @@
                            models of digits.app.schema; GET /docs shows it (Swagger UI,
                            which the browser loads from FastAPI's CDN)
 
-Errors are JSON {"error": "..."} with a 4xx status: 400 bad body or bad HTTP, 404 unknown path,
-405 wrong method, 408 request not received within REQUEST_TIMEOUT_S, 411 no Content-Length,
-413 body over MAX_BODY_BYTES (refused from the header, before reading), 415 other content types.
+Errors are JSON {"error": "..."} with a 4xx or 5xx status: 400 bad body, bad HTTP or a Host
+header that is not one of the names served, 404 unknown path, 405 wrong method, 408 request not
+received within REQUEST_TIMEOUT_S, 411 no Content-Length, 413 body over MAX_BODY_BYTES (refused
+from the header, before reading), 415 other content types, 503 with Retry-After when the
+server holds as many bodies or waiting images as it takes.
 
-What a slow or hostile client can hold: an idle connection is closed after IDLE_TIMEOUT_S; a
-request (headers and body) must arrive within REQUEST_TIMEOUT_S of its first byte; images are
-decoded by MAX_DECODES threads at a time, so their memory is bounded whatever the number of
-clients (see digits.app.images for the per-image bound). The server never imports TensorFlow:
-it is given a `predict` function.
+What a client can make the server hold or do, and for how long (Limits; docs/app.md has the
+measured figures):
+- bodies: at most BODY_BUDGET_BYTES of announced bodies at once, all clients together; past
+  that, 503 before reading the body;
+- images: decoded by a few threads in two lanes, small images (the page's canvas) apart from
+  large ones, so a queue of costly images never holds up a drawing; each lane takes at most
+  WAITING_DECODES more than it decodes (then 503); an image whose client has left is dropped
+  before it is decoded; one image costs at most DECODE_CPU_LIMIT_S of CPU (and a JPEG at
+  most MAX_JPEG_SCANS scans, see digits.app.images);
+- connections: a request must arrive within REQUEST_TIMEOUT_S of its first byte, an answer
+  that the client does not read is dropped after WRITE_TIMEOUT_S, an idle connection is closed
+  after IDLE_TIMEOUT_S, and the longest idle connections are closed as MAX_CONNECTIONS nears
+  (digits.app.deadlines);
+- stopping: SIGTERM or Ctrl+C stops the server within SHUTDOWN_TIMEOUT_S plus one decode.
 
-uvicorn has no setting for a deadline on receiving a request, nor for closing a connection that
-never sends anything: digits.app.deadlines adds them to its h11 protocol.
+The server answers only Host names it is served under (loopback names unless told others:
+DNS rebinding), and no page may be framed. It never imports TensorFlow: it is given a
+`predict` function.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
@@ -46,10 +60,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digits.app.deadlines import DeadlineProtocol
-from digits.app.images import ImageError, decode_image, to_mnist
+from digits.app.images import ImageError, ImageHeader, decode_image, read_header, to_mnist
+from digits.app.memory import release_freed_memory
 from digits.app.predict import prediction_json
 from digits.app.schema import (
     ErrorMessage,
@@ -61,10 +78,19 @@ from digits.app.schema import (
 )
 
 MAX_BODY_BYTES = 1024 * 1024  # a 280x280 canvas PNG is 3-15 KB
+BODY_BUDGET_BYTES = 64 * MAX_BODY_BYTES  # announced bodies held at once, all clients together
 REQUEST_TIMEOUT_S = 10.0  # from a request's first byte to its last: 1 MiB at 100 KB/s
+WRITE_TIMEOUT_S = 10.0  # an answer the client does not read (the socket stays full)
 IDLE_TIMEOUT_S = 5  # a connection with no request under way (uvicorn's keep-alive timeout)
-MAX_CONNECTIONS = 1000  # open connections past which a request is answered 503 (uvicorn)
-MAX_DECODES = 2  # PNG/JPEG bodies decoded at once (the rest wait their turn)
+SHUTDOWN_TIMEOUT_S = 5  # requests under way when told to stop (uvicorn's graceful shutdown)
+MAX_CONNECTIONS = 1000  # open: from 900 the idlest are closed down to 800; at 1000, 503
+SMALL_IMAGE_PIXELS = 1024 * 1024  # images up to this size are decoded in a lane of their own
+LARGE_DECODES = 2  # larger images decoded at once: 130 MB each at worst (16-bit PNG)
+SMALL_DECODES = 2  # small images decoded at once (a 280x280 PNG: 5 ms), as many as cores here
+WAITING_DECODES = 16  # images that may wait for a decoding thread, in each lane
+DECODE_CPU_LIMIT_S = 2.0  # a 4096x4096 photo takes 0.1-0.3 s
+RETRY_AFTER_S = 2  # what a 503 asks the client to wait
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # as Host headers write them
 IMAGE_TYPES = ("image/png", "image/jpeg")
 JSON_TYPE = "application/json"
 
@@ -73,10 +99,11 @@ STATIC_FILES = {  # URL path -> (file in digits/app/web, Content-Type)
     "/draw.js": ("draw.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
+NO_FRAMING = "frame-ancestors 'none'"
 PAGE_HEADERS = {
     # Everything comes from this server: no inline script, no CDN, no framing.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'",
+    f"form-action 'none'; {NO_FRAMING}",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
@@ -88,14 +115,40 @@ MODEL_PATH = "/api/model"
 PredictFunction = Callable[[np.ndarray], np.ndarray]
 
 
-class RequestError(Exception):
-    """A request the client must change: an HTTP status and a message for the JSON body.
-    `close` ends the connection after the answer (the body was not read)."""
+@dataclass(frozen=True)
+class Limits:
+    """What clients can make the server hold or do (see the module's docstring). The defaults
+    are the documented limits; tests pass smaller ones."""
 
-    def __init__(self, status: HTTPStatus, message: str, close: bool = False) -> None:
+    request_timeout_s: float = REQUEST_TIMEOUT_S
+    write_timeout_s: float = WRITE_TIMEOUT_S
+    idle_timeout_s: int = IDLE_TIMEOUT_S
+    shutdown_timeout_s: int = SHUTDOWN_TIMEOUT_S
+    max_connections: int = MAX_CONNECTIONS
+    body_budget_bytes: int = BODY_BUDGET_BYTES
+    small_image_pixels: int = SMALL_IMAGE_PIXELS
+    large_decodes: int = LARGE_DECODES
+    small_decodes: int = SMALL_DECODES
+    waiting_decodes: int = WAITING_DECODES
+    decode_cpu_limit_s: float = DECODE_CPU_LIMIT_S
+    retry_after_s: int = RETRY_AFTER_S
+
+
+class RequestError(Exception):
+    """A request the client must change (or retry later): an HTTP status and a message for the
+    JSON body. `close` ends the connection after the answer (the body was not read)."""
+
+    def __init__(
+        self,
+        status: HTTPStatus,
+        message: str,
+        close: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.close = close
+        self.headers = headers
 
 
 REQUEST_BODY = {
@@ -110,11 +163,12 @@ REQUEST_BODY = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     int(status): {"model": ErrorMessage, "description": meaning}
     for status, meaning in [
-        (HTTPStatus.BAD_REQUEST, "Bad JSON, a damaged or blank image, bad HTTP"),
+        (HTTPStatus.BAD_REQUEST, "Bad JSON, a damaged, blank or too costly image, bad HTTP"),
         (HTTPStatus.REQUEST_TIMEOUT, f"Not received within {REQUEST_TIMEOUT_S:g} s"),
         (HTTPStatus.LENGTH_REQUIRED, "No Content-Length"),
         (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"Over {MAX_BODY_BYTES:,} bytes"),
         (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Not PNG, JPEG or JSON"),
+        (HTTPStatus.SERVICE_UNAVAILABLE, "Busy: try again after Retry-After seconds"),
     ]
 }
 
@@ -128,8 +182,8 @@ def error_response(
     return JSONResponse({"error": message}, status_code=status, headers=extra)
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, at most MAX_BODY_BYTES, announced by a Content-Length."""
+def announced_length(request: Request) -> int:
+    """The body's Content-Length, at most MAX_BODY_BYTES (checked before reading it)."""
     if "transfer-encoding" in request.headers:
         raise RequestError(
             HTTPStatus.LENGTH_REQUIRED, "send a Content-Length; chunked bodies are refused", True
@@ -144,12 +198,217 @@ async def read_body(request: Request) -> bytes:
             f"the body is {length:,} bytes; the limit is {MAX_BODY_BYTES:,}",
             True,
         )
-    return await request.body()
+    return length
 
 
-def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None) -> FastAPI:
+def busy(message: str, retry_after_s: int, close: bool = False) -> RequestError:
+    return RequestError(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        f"{message}; try again in {retry_after_s} s",
+        close,
+        {"Retry-After": str(retry_after_s)},
+    )
+
+
+class BodyBudget:
+    """Bytes of request bodies held at once, by their Content-Length, taken before a body is
+    read: past `limit_bytes`, 503 before reading (uvicorn reads at most 64 KB of a body that
+    the application has not asked for)."""
+
+    def __init__(self, limit_bytes: int, retry_after_s: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.retry_after_s = retry_after_s
+        self.held_bytes = 0
+        self.released: Callable[[], None] = lambda: None  # called when nothing is held
+
+    @contextlib.contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        if self.held_bytes + size > self.limit_bytes:
+            raise busy(
+                f"the server holds {self.held_bytes:,} bytes of request bodies, its limit",
+                self.retry_after_s,
+                close=True,
+            )
+        self.held_bytes += size
+        try:
+            yield
+        finally:
+            self.held_bytes -= size
+            if self.held_bytes == 0:
+                self.released()
+
+
+class DecodeLane:
+    """Images decoded by `threads` threads; at most `waiting` more wait for one (then 503). A
+    waiting image whose client leaves is dropped at once, so is every one when the server
+    stops (503)."""
+
+    def __init__(self, name: str, threads: int, waiting: int, retry_after_s: int) -> None:
+        self.name = name
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix=f"decode-{name}")
+        self.free = asyncio.Semaphore(threads)
+        self.places = threads + waiting
+        self.held = 0  # images waiting or being decoded
+        self.retry_after_s = retry_after_s
+        self.stopping = asyncio.Event()
+        self.decoded = 0  # images decoded since the lane was made
+
+    async def run(self, request: Request, work: Callable[[bytes], dict], body: bytes) -> Any:
+        """`work(body)` in one of the lane's threads; None if the client left before its turn."""
+        if self.stopping.is_set():
+            raise busy("the server is stopping", self.retry_after_s, close=True)
+        if self.held >= self.places:
+            raise busy(
+                f"{self.held} {self.name} images are being decoded or waiting, the limit",
+                self.retry_after_s,
+            )
+        self.held += 1
+        try:
+            if not await self._turn(request):
+                return None
+            if self.stopping.is_set():  # while it looked at the connection
+                self.free.release()
+                raise busy("the server is stopping", self.retry_after_s, close=True)
+            try:
+                self.decoded += 1
+                return await asyncio.get_running_loop().run_in_executor(self.executor, work, body)
+            except asyncio.CancelledError:  # uvicorn's graceful shutdown ran out of time
+                message = "the server stopped before the image was read"
+                raise busy(message, self.retry_after_s, close=True) from None
+            finally:
+                self.free.release()
+        finally:
+            self.held -= 1
+
+    async def _turn(self, request: Request) -> bool:
+        """Wait for a free thread (and take it): False if the client leaves first."""
+        if not self.free.locked():
+            await self.free.acquire()  # at once
+            if await request.is_disconnected():  # a look, without waiting
+                self.free.release()
+                return False
+            return True
+        turn = asyncio.ensure_future(self.free.acquire())
+        # The body has been read: the next message from uvicorn is the client leaving.
+        gone = asyncio.ensure_future(request.receive())
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({turn, gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (turn, gone, stopping):
+            waiter.cancel()
+        if turn.done() and not turn.cancelled() and (gone.done() or stopping.done()):
+            self.free.release()  # a thread, but nobody to answer or no time left
+        if stopping.done() and not stopping.cancelled():
+            raise busy("the server is stopping", self.retry_after_s, close=True)
+        return not gone.done()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Workload:
+    """Where POST bodies wait and run: the body budget, and two decode lanes (small images,
+    large ones). When the last body held is released after a burst of images, the memory the
+    burst freed is given back to the system (digits.app.memory)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.bodies = BodyBudget(limits.body_budget_bytes, limits.retry_after_s)
+        self.small = DecodeLane(
+            "small", limits.small_decodes, limits.waiting_decodes, limits.retry_after_s
+        )
+        self.large = DecodeLane(
+            "large", limits.large_decodes, limits.waiting_decodes, limits.retry_after_s
+        )
+        self.bodies.released = self._after_burst
+        self.trimmed_at = 0  # large images decoded when memory was last given back
+
+    def lane(self, header: ImageHeader | None) -> DecodeLane:
+        small = header is None or header.pixels <= self.limits.small_image_pixels
+        return self.small if small else self.large
+
+    def _after_burst(self) -> None:
+        if self.large.decoded > self.trimmed_at:
+            self.trimmed_at = self.large.decoded
+            with contextlib.suppress(RuntimeError):  # the loop's executor is shut down: stopping
+                asyncio.get_running_loop().run_in_executor(None, release_freed_memory)
+
+    def stop(self) -> None:
+        self.small.stop()
+        self.large.stop()
+
+
+class AllowedHosts:
+    """Starlette's TrustedHostMiddleware deciding, a JSON 400 naming the names served when
+    the Host header is not one of them (a page on another site reaching this server through
+    DNS rebinding sends its own site's name)."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.allowed_hosts = list(allowed_hosts)
+        self.check = TrustedHostMiddleware(self._allowed, self.allowed_hosts, www_redirect=False)
+
+    @staticmethod
+    async def _allowed(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["digits.host_allowed"] = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def discard(message: Message) -> None:  # TrustedHostMiddleware's text answer
+            pass
+
+        await self.check(scope, receive, discard)
+        if scope.pop("digits.host_allowed", False):
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        named = f"Host {host!r}" if host else "no Host header"
+        response = error_response(
+            HTTPStatus.BAD_REQUEST,
+            f"{named}: this server answers to {', '.join(self.allowed_hosts)} "
+            "(digits-serve --allowed-hosts)",
+            close=True,
+        )
+        await response(scope, receive, send)
+
+
+class NoFraming:
+    """Every answer says it may not be shown in a frame: X-Frame-Options DENY, and a
+    Content-Security-Policy of frame-ancestors 'none' where the answer sets none (the page's
+    own policy already says so; /docs needs Swagger UI's CDN and inline script)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers.append((b"x-frame-options", b"DENY"))
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", NO_FRAMING.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def make_app(
+    predict: PredictFunction,
+    model_info: dict[str, Any] | None = None,
+    limits: Limits = Limits(),
+    allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
+) -> FastAPI:
     """The ASGI application: the page, the API and its OpenAPI description; GET /api/model
-    answers `model_info` when it is given."""
+    answers `model_info` when it is given. `app.state.workload` holds its queues."""
     app = FastAPI(
         title="digits",
         summary="Read a handwritten digit from a drawing or a 28x28 MNIST-style image.",
@@ -158,7 +417,7 @@ def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None)
     )
     web = resources.files("digits.app") / "web"
     allowed_methods = {API_PATH: "POST"}
-    decoders = ThreadPoolExecutor(MAX_DECODES, thread_name_prefix="decode")
+    workload = app.state.workload = Workload(limits)
 
     for path, (name, content_type) in STATIC_FILES.items():
         allowed_methods[path] = "GET, HEAD"
@@ -190,7 +449,8 @@ def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None)
 
     def answer_image(body: bytes) -> dict:
         try:
-            image = to_mnist(decode_image(body, "the image"), "the image")
+            decoded = decode_image(body, "the image", limits.decode_cpu_limit_s)
+            image = to_mnist(decoded, "the image")
         except ImageError as error:
             raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
         return answer(image)
@@ -208,31 +468,39 @@ def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None)
         openapi_extra={"requestBody": REQUEST_BODY},
     )
     async def predict_digit(request: Request) -> Response:
-        try:
-            body = await read_body(request)
-        except ClientDisconnect:  # the client left: nobody to answer
-            return Response(status_code=HTTPStatus.BAD_REQUEST)
-        accepted = f"{', '.join(IMAGE_TYPES)} or {JSON_TYPE}"
-        if "content-type" not in request.headers:
-            raise RequestError(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type is required: {accepted}"
-            )
-        content_type = request.headers["content-type"].split(";")[0].strip().lower()
-        # One hop to a worker thread per request: the event loop only does the HTTP.
-        if content_type == JSON_TYPE:
-            result = await run_in_threadpool(answer_pixels, body)
-        elif content_type in IMAGE_TYPES:  # MAX_DECODES threads: bounded memory
-            result = await asyncio.get_running_loop().run_in_executor(decoders, answer_image, body)
-        else:
-            raise RequestError(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                f"Content-Type {content_type} is not accepted; use {accepted}",
-            )
+        with workload.bodies.hold(announced_length(request)):
+            try:
+                body = await request.body()
+            except ClientDisconnect:  # the client left: nobody to answer
+                return Response(status_code=HTTPStatus.BAD_REQUEST)
+            accepted = f"{', '.join(IMAGE_TYPES)} or {JSON_TYPE}"
+            if "content-type" not in request.headers:
+                raise RequestError(
+                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type is required: {accepted}"
+                )
+            content_type = request.headers["content-type"].split(";")[0].strip().lower()
+            # One hop to a worker thread per request: the event loop only does the HTTP (and
+            # reads an image's header: microseconds, a JPEG's markers: 1 ms per MB).
+            if content_type == JSON_TYPE:
+                result = await run_in_threadpool(answer_pixels, body)
+            elif content_type in IMAGE_TYPES:
+                try:
+                    header = read_header(body, "the image")
+                except ImageError as error:
+                    raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
+                result = await workload.lane(header).run(request, answer_image, body)
+                if result is None:  # the client left while its image waited
+                    return Response(status_code=HTTPStatus.BAD_REQUEST)
+            else:
+                raise RequestError(
+                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                    f"Content-Type {content_type} is not accepted; use {accepted}",
+                )
         return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, error: RequestError) -> Response:
-        return error_response(error.status, str(error), error.close)
+        return error_response(error.status, str(error), error.close, error.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -253,6 +521,10 @@ def make_app(predict: PredictFunction, model_info: dict[str, Any] | None = None)
         # A bug: uvicorn logs the traceback; the client gets JSON like every other error.
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", close=True)
 
+    # The last added runs first: the Host is checked before anything else, and every answer
+    # (the Host's 400 too) says it may not be framed.
+    app.add_middleware(AllowedHosts, allowed_hosts=allowed_hosts)
+    app.add_middleware(NoFraming)
     return app
 
 
@@ -263,9 +535,21 @@ def _constant(response: Response) -> Callable[[], Any]:
     return serve
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also drops the images waiting to be decoded when it stops."""
+
+    def __init__(self, config: uvicorn.Config, workload: Workload) -> None:
+        super().__init__(config)
+        self.workload = workload
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.workload.stop()
+        await super().shutdown(sockets)
+
+
 class PredictionServer:
-    """uvicorn serving `make_app(predict, model_info)` on a socket bound when made (port 0: a
-    free port, see `.url`); `serve_forever` serves it."""
+    """uvicorn serving `make_app(predict, model_info, limits, allowed_hosts)` on a socket bound
+    when made (port 0: a free port, see `.url`); `serve_forever` serves it."""
 
     def __init__(
         self,
@@ -273,22 +557,31 @@ class PredictionServer:
         host: str = "127.0.0.1",
         port: int = 8000,
         log_requests: bool = True,
-        request_timeout_s: float = REQUEST_TIMEOUT_S,
         model_info: dict[str, Any] | None = None,
+        limits: Limits = Limits(),
+        allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
     ) -> None:
         self.socket = socket.create_server((host, port), backlog=1024)
         self.server_address = self.socket.getsockname()[:2]
+        self.limits = limits
+        app = make_app(predict, model_info, limits, allowed_hosts)
         config = uvicorn.Config(
-            make_app(predict, model_info),
-            http=functools.partial(DeadlineProtocol, request_timeout_s=request_timeout_s),
+            app,
+            http=functools.partial(
+                DeadlineProtocol,
+                request_timeout_s=limits.request_timeout_s,
+                write_timeout_s=limits.write_timeout_s,
+            ),
+            ws="none",  # an Upgrade header is an ordinary request
             lifespan="off",
             log_config=None,  # the caller's logging (digits-serve sets it up)
             access_log=log_requests,
             server_header=False,
-            timeout_keep_alive=IDLE_TIMEOUT_S,
-            limit_concurrency=MAX_CONNECTIONS,
+            timeout_keep_alive=limits.idle_timeout_s,
+            timeout_graceful_shutdown=limits.shutdown_timeout_s,
+            limit_concurrency=limits.max_connections,
         )
-        self.uvicorn = uvicorn.Server(config)
+        self.uvicorn = _Server(config, app.state.workload)
         self.stopped = threading.Event()
         self.stopped.set()
 
