@@ -405,7 +405,7 @@ def test_a_cpu_limit_stops_a_decode_midway() -> None:
     started = time.thread_time()
     with pytest.raises(ImageError, match=r"^big\.png: decoding took more than 0\.01 s of CPU"):
         decode_image(png, "big.png", cpu_limit_s=0.01)
-    assert time.thread_time() - started < 0.05
+    assert time.thread_time() - started < 0.1  # the limit, one block and Pillow's set-up
     assert decode_image(png, "big.png", cpu_limit_s=2).size == (4096, 4096)
 
 
