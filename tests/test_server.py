@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.threaded_server import running
 from PIL import Image, ImageDraw
 
 from digits.app.artifacts import read_model_info
@@ -36,19 +37,6 @@ REQUESTS_PER_CLIENT = 25
 @pytest.fixture(scope="module")
 def predictor(tiny_model) -> Predictor:
     return Predictor(tiny_model)
-
-
-@contextlib.contextmanager
-def running(server: PredictionServer) -> Iterator[PredictionServer]:
-    """The server answering in a thread for the duration of the block."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

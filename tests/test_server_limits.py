@@ -15,10 +15,11 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
+from helpers.threaded_server import running
 from PIL import Image, ImageDraw
 
 from digits.app.server import LOOPBACK_HOSTS, Limits, PredictionServer
@@ -42,18 +43,6 @@ class Gate:
         if hold:
             self.opened.wait(TIMEOUT_S)
         return np.full((len(images), 10), 0.1, np.float32)
-
-
-@contextlib.contextmanager
-def running(server: PredictionServer) -> Iterator[PredictionServer]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(TIMEOUT_S)
 
 
 def serve(predict: Callable | None = None, **limits: float) -> PredictionServer:

@@ -7,4 +7,5 @@ each other.
     import_graph   the project modules a module imports, read from the source
     chromium       headless Chromium for the browser tests
     ssh_server     a real OpenSSH server on 127.0.0.1 for the SSH remote tests
+    threaded_server  digits-serve answering in a thread of the test process
 """
