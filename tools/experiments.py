@@ -161,7 +161,20 @@ def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
 
 
 def table_row(name: str, data: dict, timing: Timing) -> str:
-    """One table row from `dvc exp show --json` data and the run's Timing.
+    """One row of the sweep from `dvc exp show --json` data and the run's Timing."""
+    reproduce = [part for part in command(name) if part not in ("-n", name)]
+    return format_row(name, EXPERIMENTS[name].description, data, timing, reproduce, HAND)
+
+
+def format_row(
+    name: str,
+    description: str,
+    data: dict,
+    timing: Timing,
+    reproduce: Sequence[str],
+    chosen_by: str,
+) -> str:
+    """One table row: validation beside test, and what chose the row.
 
     The timing must be this run's: a queue task or timing file left over from an earlier run of
     the same name would give another run's time, so its epochs and parameter count must match.
@@ -175,19 +188,21 @@ def table_row(name: str, data: dict, timing: Timing) -> str:
             f"{train['parameters']:,}): remove the stale task with `dvc queue remove <task>` "
             "or the stale timing file"
         )
-    description = EXPERIMENTS[name].description
-    reproduce = shlex.join(part for part in command(name) if part not in ("-n", name))
     return (
-        f"| {name}: {description} | {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
+        f"| {name}: {description} | {train['best']['val_accuracy']:.4f} "
+        f"| {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
         f"| {timing.parameters:,} | {timing.seconds:.0f} s ({timing.epochs} epochs) "
-        f"| {timing.runner} | `{reproduce}` |"
+        f"| {timing.runner} | {chosen_by} | `{shlex.join(reproduce)}` |"
     )
 
 
+# What chose a row (the table's `chosen by` column): the sweep's rows are written by hand in
+# tools/sweep.py; the tuner's (tools/tune.py) are the best trial of a search on validation.
+HAND = "written by hand"
 HEADER = [
-    "| experiment | test accuracy | macro F1 | parameters | training time | runner "
-    "| reproduce with |",
-    "|---|---|---|---|---|---|---|",
+    "| experiment | validation accuracy | test accuracy | macro F1 | parameters | training time "
+    "| runner | chosen by | reproduce with |",
+    "|---|---|---|---|---|---|---|---|---|",
 ]
 
 
@@ -211,12 +226,19 @@ def readme_rows(text: str) -> dict[str, str]:
 
 def write_table(timings: Mapping[str, Timing]) -> None:
     """The table with a new row for each timed experiment; the other rows as they were."""
+    write_rows(table_rows(exp_show(), timings))
+
+
+def write_rows(new_rows: Mapping[str, str]) -> None:
+    """The table with `new_rows` in place of the rows of the same names: the sweep's rows in its
+    order, then the others (the tuner's best trials) in the order they were added."""
     text = TABLE_PAGE.read_text(encoding="utf-8")
-    rows = {**readme_rows(text), **table_rows(exp_show(), timings)}
+    rows = {**readme_rows(text), **new_rows}
     missing = [name for name in EXPERIMENTS if name not in rows]
     if missing:
         raise SystemExit(f"no row and no timing for {missing}")
-    table = "\n".join([*HEADER, *(rows[name] for name in EXPERIMENTS)])
+    others = [name for name in rows if name not in EXPERIMENTS]
+    table = "\n".join([*HEADER, *(rows[name] for name in [*EXPERIMENTS, *others])])
     before, rest = text.split(START)
     _, after = rest.split(END)
     TABLE_PAGE.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
