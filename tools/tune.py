@@ -254,9 +254,14 @@ def open_study(name: str, storage: str, space: Space, *, create: bool) -> Any:
 
 
 def counted(study: Any) -> int:
-    """The trials that count against --trials: every one but those that never ran."""
+    """The trials that count against --trials: those asked (not those waiting to be asked again),
+    but those that never ran."""
+    from optuna.trial import TrialState
+
+    asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     never_ran = study.user_attrs
-    return sum(f"{NEVER_RAN} {t.number}" not in never_ran for t in study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False, states=asked)
+    return sum(f"{NEVER_RAN} {trial.number}" not in never_ran for trial in trials)
 
 
 def tell(study: Any, space: Space, number: int, shown: Shown | None) -> bool:

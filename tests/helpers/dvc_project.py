@@ -41,6 +41,8 @@ COPIED = (
     "tools/verify_outputs.py",
     "tools/experiments.py",
     "tools/sweep.py",
+    "tools/tune.py",
+    "tools/tune.yaml",
     "dvc.yaml",
     "app-model",
     "pyproject.toml",

@@ -1,0 +1,248 @@
+"""tools/tune.py: the search space gives valid params, the choice is made on validation (never
+test), and a search on synthetic data runs its trials as DVC experiments in parallel, survives
+being killed, and resumes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from dvc.utils.hydra import apply_overrides
+from helpers.dvc_project import VENV_BIN, experiments, make_project, metrics_of, params_of
+from optuna.trial import TrialState
+
+from digits.params import TrainParams, load_section
+from tools import tune
+
+PROJECT = Path(__file__).parents[1]
+
+
+def corner_settings(space: tune.Space) -> list[list[str]]:
+    """Trials at every end of every range and at every choice, one family at a time."""
+    found = []
+    for family, params in space.families.items():
+        for position in range(max((len(p.values) for p in params), default=1)):
+            fixed = optuna.trial.FixedTrial(
+                {
+                    "family": family,
+                    **{
+                        f"{family}/{p.key}": tune.override_value(p.values[position % len(p.values)])
+                        if p.kind == "choice"
+                        else p.values[position % len(p.values)]
+                        for p in params
+                        if p.kind != "fixed"
+                    },
+                }
+            )
+            found.append(tune.suggest(space, fixed))
+    return found
+
+
+@pytest.mark.parametrize("settings", corner_settings(tune.load_space()), ids=str)
+def test_the_committed_space_gives_valid_params(settings: list[str], tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    shutil.copy(PROJECT / "params.yaml", params)
+    apply_overrides(params, settings)
+    train = load_section(params, "train", TrainParams)
+    for setting in settings:  # each -S value took effect
+        key, value = setting.split("=", 1)
+        found = train.model_dump()
+        for part in key.split(".")[1:]:
+            found = found[part]
+        assert found == yaml.safe_load(value), setting
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"float": [0.5, 0.1]}, r"families.mlp.train.dropout_rate: float must be \[low, high\]"),
+        ({"int": [1, 3], "choice": [1]}, "give exactly one of choice, int, float"),
+        ({"float": [0.0, 0.1], "log": True}, r"low > 0 with log: true"),
+        ({"choice": []}, "choice must be a non-empty list"),
+        ({"uniform": [0, 1]}, "give exactly one of"),
+    ],
+)
+def test_a_bad_range_is_refused_naming_it(spec: dict, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "tune.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "objective": {"metrics": "metrics/train.json", "key": "best.val_accuracy"},
+                "sampler_seed": 1,
+                "families": {"mlp": {"train.dropout_rate": spec}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(tune.TuneError, match=message):
+        tune.load_space(path)
+
+
+def test_the_sampler_is_seeded() -> None:
+    space = tune.load_space()
+
+    def first_trials() -> list[list[str]]:
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=space.sampler_seed)
+        )
+        asked = []
+        for value in (0.9, 0.8, 0.95):
+            trial = study.ask()
+            asked.append(tune.suggest(space, trial))
+            study.tell(trial, value)
+        return asked
+
+    assert first_trials() == first_trials()
+
+
+def shown_trial(validation: float, test: float) -> tune.Shown:
+    return tune.Shown(
+        "success",
+        {
+            "metrics": {
+                "metrics/train.json": {"data": {"best": {"val_accuracy": validation}}},
+                "metrics/evaluate.json": {"data": {"test": {"accuracy": test}}},
+            }
+        },
+    )
+
+
+def test_the_best_trial_is_chosen_on_validation_not_test() -> None:
+    """Trial 1 has the best test score, trial 0 the best validation score: 0 is chosen, and its
+    own test score is reported."""
+    space = tune.load_space()
+    study = optuna.create_study(direction="maximize")
+    shown = {"s-0": shown_trial(0.97, 0.90), "s-1": shown_trial(0.95, 0.99)}
+    for name in shown:
+        trial = study.ask()
+        trial.set_user_attr("experiment", name)
+        trial.set_user_attr("settings", [f"train.epochs={trial.number + 1}"])
+        assert tune.tell(study, space, trial.number, shown[name])
+
+    best = tune.best_trial(study, space, shown)
+    assert (best.name, best.validation, best.test) == ("s-0", 0.97, 0.90)
+    assert best.settings == ["train.epochs=1"]
+
+
+def test_a_trial_whose_experiment_never_ran_is_failed_and_asked_again() -> None:
+    space = tune.load_space()
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    tune.suggest(space, trial)
+    asked = dict(trial.params)
+
+    assert not tune.tell(study, space, trial.number, tune.Shown("running", {}))  # still waits
+    assert tune.tell(study, space, trial.number, None)  # not in `dvc exp show`: never ran
+    assert study.trials[0].state == TrialState.FAIL
+    assert tune.counted(study) == 0
+    again = study.ask()
+    tune.suggest(space, again)
+    assert again.params == asked
+
+    failed = study.ask()
+    tune.suggest(space, failed)
+    assert tune.tell(study, space, failed.number, tune.Shown("failed", {}))  # ran, and failed
+    assert tune.counted(study) == 2  # the one asked again and the failed one count
+
+
+def test_the_recipe_is_params_train_section_with_the_trial_applied() -> None:
+    recipe = tune.recipe_for(["train.architecture=cnn", "train.conv_filters=[16,32]"])
+    train = TrainParams(**recipe["train"])
+    assert (train.architecture, train.conv_filters) == ("cnn", [16, 32])
+    committed = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))["train"]
+    assert {
+        k: v for k, v in recipe["train"].items() if k not in ("architecture", "conv_filters")
+    } == {k: v for k, v in committed.items() if k not in ("architecture", "conv_filters")}
+
+
+# A search on synthetic data
+
+
+TINY_SPACE = {
+    "objective": {"metrics": "metrics/train.json", "key": "best.val_accuracy"},
+    "sampler_seed": 7,
+    "families": {
+        "mlp": {
+            "train.hidden_units": {"choice": [[8], [16]]},
+            "train.learning_rate": {"float": [0.003, 0.03], "log": True},
+            "train.epochs": 1,
+        }
+    },
+}
+SEARCH_DEADLINE_S = 420
+
+
+@pytest.mark.slow
+def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    space = project.root / "tiny-space.yaml"
+    space.write_text(yaml.safe_dump(TINY_SPACE), encoding="utf-8")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search = [
+        sys.executable, "-m", "tools.tune", "search", "--study", "s", "--storage", storage,
+        "--space", space, "--trials", "3", "--jobs", "2", "--poll", "1",
+    ]  # fmt: skip
+    env = {**project.env, "PATH": f"{VENV_BIN}:{project.env['PATH']}"}
+    try:
+        # Killed once two trials are queued, in parallel: their experiments go on without it.
+        first = subprocess.Popen(
+            search, cwd=project.root, env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert first.stdout is not None
+        queued = []
+        for line in first.stdout:
+            queued += [line] if ": queued " in line else []
+            if len(queued) == 2:
+                break
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert [line.split(":")[0] for line in queued] == ["s-0", "s-1"]
+        states = {name: data["executor"] for name, data in experiments(project).items()}
+        assert {"s-0", "s-1"} <= set(states), states
+
+        # A trial asked but never queued (killed in between): failed, its params asked again.
+        study = optuna.load_study(study_name="s", storage=storage)
+        orphan = study.ask()
+        tune.suggest(tune.load_space(space), orphan)
+        orphan.set_user_attr("experiment", "s-2")
+        orphan.set_user_attr("host", f"{socket.gethostname()}:{project.root.resolve()}")
+
+        started = time.monotonic()
+        resumed = project.run(*search)
+        assert time.monotonic() - started < SEARCH_DEADLINE_S
+    finally:
+        project.dvc("queue", "stop", check=False)
+
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert [trial.state for trial in trials] == [
+        TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE,
+    ]  # fmt: skip
+    assert trials[3].params == trials[2].params
+    shown = experiments(project)
+    for trial in (trials[0], trials[1], trials[3]):
+        data = shown[trial.user_attrs["experiment"]]
+        assert (data["executor"] or {"state": "success"})["state"] == "success"
+        assert trial.value == metrics_of(data, "metrics/train.json")["best"]["val_accuracy"]
+        hidden = params_of(data)["train"]["hidden_units"]
+        assert str(hidden).replace(" ", "") == trial.params["mlp/train.hidden_units"]
+    assert "s-2" not in shown
+
+    # The choice is the best validation score; its test score is reported after it.
+    chosen = max((trials[0], trials[1], trials[3]), key=lambda trial: trial.value)
+    name = chosen.user_attrs["experiment"]
+    test = metrics_of(shown[name], "metrics/evaluate.json")["test"]["accuracy"]
+    assert f"best of 3 trials: {name}, validation" in resumed.stdout, resumed.stdout
+    assert f"{chosen.value:.4f}; its test accuracy {test:.4f}" in resumed.stdout
+    best = project.run(sys.executable, "-m", "tools.tune", "best", "--study", "s",
+                       "--storage", storage, "--space", space, "--recipe")  # fmt: skip
+    assert "reproduce: dvc exp run evaluate explore -S train.architecture=mlp" in best.stdout
+    recipe = yaml.safe_load(best.stdout.split("\n", 2)[2])
+    assert TrainParams(**recipe["train"]).epochs == 1
