@@ -115,10 +115,13 @@ def test_table_row_reads_the_train_stage_log(
     assert seconds > 0
     timing = experiments.Timing(*log, runner="local queue, 2 cores")
     row = experiments.table_row("notebook-mlp", data, timing)
-    assert row.startswith("| notebook-mlp: the notebook's MLP (the defaults) | 0.5000 | 0.2500 |")
+    validation = f"{train_metrics['best']['val_accuracy']:.4f}"
+    assert row.startswith(
+        f"| notebook-mlp: the notebook's MLP (the defaults) | {validation} | 0.5000 | 0.2500 |"
+    )
     assert row.endswith(
         f"| {parameters:,} | {seconds:.0f} s ({epochs} epochs) | local queue, 2 cores "
-        "| `dvc exp run -f --downstream train` |"
+        "| written by hand | `dvc exp run -f --downstream train` |"
     )
     assert row.count("|") == experiments.HEADER[0].count("|")
 
@@ -168,21 +171,24 @@ def test_timing_files_round_trip(tmp_path: Path) -> None:
 
 
 def test_the_docs_table_has_a_row_per_experiment_with_its_runner() -> None:
+    """The sweep's rows in its order, then any best trial of a search (tools/tune.py), each
+    saying what chose it."""
     text = experiments.TABLE_PAGE.read_text(encoding="utf-8")  # docs/experiments.md
     rows = experiments.readme_rows(text)
-    assert list(rows) == list(sweep.EXPERIMENTS)
+    assert list(rows)[: len(sweep.EXPERIMENTS)] == list(sweep.EXPERIMENTS)
     assert "\n".join(experiments.HEADER) in text
     for name, row in rows.items():
         cells = [cell.strip() for cell in row.strip("|").split(" | ")]
         assert len(cells) == len(experiments.HEADER[0].strip("|").split(" | ")), row
-        runner, reproduce = cells[-2:]
+        runner, chosen_by, reproduce = cells[-3:]
         assert runner, row
-        assert (
-            reproduce
-            == "`"
-            + shlex.join(part for part in sweep.command(name) if part not in ("-n", name))
-            + "`"
-        ), row
+        if name in sweep.EXPERIMENTS:
+            assert chosen_by == experiments.HAND, row
+            expected = [part for part in sweep.command(name) if part not in ("-n", name)]
+            assert reproduce == f"`{shlex.join(expected)}`", row
+        else:
+            assert chosen_by == "tuner, on validation", row
+            assert reproduce.startswith("`dvc exp run evaluate explore -S "), row
 
 
 def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
@@ -191,7 +197,9 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     readme = tmp_path / "experiments.md"
     shutil.copy(experiments.TABLE_PAGE, readme)
     metrics = {
-        "metrics/train.json": {"data": {"epochs": 15, "parameters": 421930}},
+        "metrics/train.json": {
+            "data": {"epochs": 15, "parameters": 421930, "best": {"val_accuracy": 0.995}}
+        },
         "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.99, "macro": {"f1": 0.98}}}},
     }
     shown = [{"experiments": [{"revs": [{"name": "cnn", "data": {"metrics": metrics}}]}]}]
@@ -203,7 +211,9 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
 
     after = experiments.readme_rows(readme.read_text(encoding="utf-8"))
     assert list(after) == list(sweep.EXPERIMENTS)
-    assert after["cnn"].startswith("| cnn: CNN | 0.9900 | 0.9800 | 421,930 | 99 s (15 epochs) ")
+    assert after["cnn"].startswith(
+        "| cnn: CNN | 0.9950 | 0.9900 | 0.9800 | 421,930 | 99 s (15 epochs) "
+    )
     assert "| ubuntu-24.04 |" in after["cnn"]
     assert {name: row for name, row in after.items() if name != "cnn"} == {
         name: row for name, row in before.items() if name != "cnn"

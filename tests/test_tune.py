@@ -16,11 +16,12 @@ import optuna
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
-from helpers.dvc_project import VENV_BIN, experiments, make_project, metrics_of, params_of
+from helpers.dvc_project import VENV_BIN, make_project, metrics_of, params_of
+from helpers.dvc_project import experiments as exp_show
 from optuna.trial import TrialState
 
 from digits.params import TrainParams, load_section
-from tools import tune
+from tools import experiments, sweep, tune
 
 PROJECT = Path(__file__).parents[1]
 
@@ -205,7 +206,7 @@ def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -
         first.send_signal(signal.SIGKILL)
         first.wait()
         assert [line.split(":")[0] for line in queued] == ["s-0", "s-1"]
-        states = {name: data["executor"] for name, data in experiments(project).items()}
+        states = {name: data["executor"] for name, data in exp_show(project).items()}
         assert {"s-0", "s-1"} <= set(states), states
 
         # A trial asked but never queued (killed in between): failed, its params asked again.
@@ -226,7 +227,7 @@ def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -
         TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE,
     ]  # fmt: skip
     assert trials[3].params == trials[2].params
-    shown = experiments(project)
+    shown = exp_show(project)
     for trial in (trials[0], trials[1], trials[3]):
         data = shown[trial.user_attrs["experiment"]]
         assert (data["executor"] or {"state": "success"})["state"] == "success"
@@ -246,3 +247,30 @@ def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -
     assert "reproduce: dvc exp run evaluate explore -S train.architecture=mlp" in best.stdout
     recipe = yaml.safe_load(best.stdout.split("\n", 2)[2])
     assert TrainParams(**recipe["train"]).epochs == 1
+
+
+def test_the_best_trial_becomes_a_table_row_after_the_sweep_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = tmp_path / "experiments.md"
+    shutil.copy(experiments.TABLE_PAGE, page)
+    monkeypatch.setattr(experiments, "TABLE_PAGE", page)
+    timing = experiments.Timing(12, 80.4, 421930, experiments.LOCAL_RUNNER)
+    monkeypatch.setattr(tune, "queue_timing", lambda name: timing)
+    data = shown_trial(0.9951, 0.9937).data
+    data["metrics"]["metrics/train.json"]["data"].update(epochs=12, parameters=421930)
+    data["metrics"]["metrics/evaluate.json"]["data"]["test"]["macro"] = {"f1": 0.9936}
+    settings = ["train.architecture=cnn", "train.conv_filters=[16,32]", "train.epochs=12"]
+    best = tune.Best("mnist-7", settings, 0.9951, 0.9937, trials=20, jobs=2, data=data)
+
+    experiments.write_rows({"mnist-7": tune.table_row(best, "mnist")})
+    experiments.write_rows({})  # a later rewrite of the sweep's rows keeps it, last
+
+    rows = experiments.readme_rows(page.read_text(encoding="utf-8"))
+    assert list(rows) == [*sweep.EXPERIMENTS, "mnist-7"]
+    assert rows["mnist-7"] == (
+        "| mnist-7: best of study mnist (20 trials) | 0.9951 | 0.9937 | 0.9936 | 421,930 "
+        f"| 80 s (12 epochs) | {experiments.LOCAL_RUNNER}, 2 trials at once "
+        "| tuner, on validation | `dvc exp run evaluate explore -S train.architecture=cnn "
+        "-S 'train.conv_filters=[16,32]' -S train.epochs=12` |"
+    )
