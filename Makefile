@@ -21,8 +21,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup plots-template repro app-model prerequisites test test-fast lint format verify \
-	plots docs bench bench-torch profile-train serve bench-serve lock check-wheels check-lock \
-	python clean
+	plots docs bench bench-torch profile-train serve bench-serve tune lock check-wheels \
+	check-lock python clean
 
 # Every target with a `## ` comment is listed by `make help`, in this file's order.
 help: ## list the targets and what each does
@@ -109,6 +109,10 @@ bench-torch: setup build/torch-venv/.installed-$(TORCH_VERSION) ## the training 
 
 profile-train: setup ## where training time goes: one setting changed at a time, per epoch
 	$(BIN)/python -m tools.profile_train
+
+# The tuner's budget: TUNE_ARGS="--trials N --timeout SECONDS --jobs J --study NAME" (docs/experiments.md).
+tune: setup ## an Optuna search whose trials are DVC experiments (TUNE_ARGS=...; reruns resume)
+	$(BIN)/python -m tools.tune search $(TUNE_ARGS)
 
 serve: setup ## the drawing page on http://127.0.0.1:8000/
 	$(BIN)/digits-serve

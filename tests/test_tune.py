@@ -21,33 +21,28 @@ from helpers.dvc_project import experiments as exp_show
 from optuna.trial import TrialState
 
 from digits.params import TrainParams, load_section
-from tools import experiments, sweep, tune
+from tools import experiments, sweep, tune, tune_result, tune_space
+from tools.tune_result import Shown
 
 PROJECT = Path(__file__).parents[1]
 
 
-def corner_settings(space: tune.Space) -> list[list[str]]:
+def corner_settings(space: tune_space.Space) -> list[list[str]]:
     """Trials at every end of every range and at every choice, one family at a time."""
     found = []
     for family, params in space.families.items():
-        for position in range(max((len(p.values) for p in params), default=1)):
-            fixed = optuna.trial.FixedTrial(
-                {
-                    "family": family,
-                    **{
-                        f"{family}/{p.key}": tune.override_value(p.values[position % len(p.values)])
-                        if p.kind == "choice"
-                        else p.values[position % len(p.values)]
-                        for p in params
-                        if p.kind != "fixed"
-                    },
-                }
-            )
-            found.append(tune.suggest(space, fixed))
+        searched = [param for param in params if param.kind != "fixed"]
+        for position in range(max((len(param.values) for param in searched), default=1)):
+            asked = {"family": family}
+            for param in searched:
+                value = param.values[position % len(param.values)]
+                text = param.kind == "choice"
+                asked[f"{family}/{param.key}"] = tune_space.override_value(value) if text else value
+            found.append(tune_space.suggest(space, optuna.trial.FixedTrial(asked)))
     return found
 
 
-@pytest.mark.parametrize("settings", corner_settings(tune.load_space()), ids=str)
+@pytest.mark.parametrize("settings", corner_settings(tune_space.load_space()), ids=str)
 def test_the_committed_space_gives_valid_params(settings: list[str], tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     shutil.copy(PROJECT / "params.yaml", params)
@@ -83,12 +78,12 @@ def test_a_bad_range_is_refused_naming_it(spec: dict, message: str, tmp_path: Pa
         ),
         encoding="utf-8",
     )
-    with pytest.raises(tune.TuneError, match=message):
-        tune.load_space(path)
+    with pytest.raises(tune_space.TuneError, match=message):
+        tune_space.load_space(path)
 
 
 def test_the_sampler_is_seeded() -> None:
-    space = tune.load_space()
+    space = tune_space.load_space()
 
     def first_trials() -> list[list[str]]:
         study = optuna.create_study(
@@ -97,15 +92,15 @@ def test_the_sampler_is_seeded() -> None:
         asked = []
         for value in (0.9, 0.8, 0.95):
             trial = study.ask()
-            asked.append(tune.suggest(space, trial))
+            asked.append(tune_space.suggest(space, trial))
             study.tell(trial, value)
         return asked
 
     assert first_trials() == first_trials()
 
 
-def shown_trial(validation: float, test: float) -> tune.Shown:
-    return tune.Shown(
+def shown_trial(validation: float, test: float) -> tune_result.Shown:
+    return tune_result.Shown(
         "success",
         {
             "metrics": {
@@ -119,7 +114,7 @@ def shown_trial(validation: float, test: float) -> tune.Shown:
 def test_the_best_trial_is_chosen_on_validation_not_test() -> None:
     """Trial 1 has the best test score, trial 0 the best validation score: 0 is chosen, and its
     own test score is reported."""
-    space = tune.load_space()
+    space = tune_space.load_space()
     study = optuna.create_study(direction="maximize")
     shown = {"s-0": shown_trial(0.97, 0.90), "s-1": shown_trial(0.95, 0.99)}
     for name in shown:
@@ -128,34 +123,34 @@ def test_the_best_trial_is_chosen_on_validation_not_test() -> None:
         trial.set_user_attr("settings", [f"train.epochs={trial.number + 1}"])
         assert tune.tell(study, space, trial.number, shown[name])
 
-    best = tune.best_trial(study, space, shown)
+    best = tune_result.best_trial(study, space, shown)
     assert (best.name, best.validation, best.test) == ("s-0", 0.97, 0.90)
     assert best.settings == ["train.epochs=1"]
 
 
 def test_a_trial_whose_experiment_never_ran_is_failed_and_asked_again() -> None:
-    space = tune.load_space()
+    space = tune_space.load_space()
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
-    tune.suggest(space, trial)
+    tune_space.suggest(space, trial)
     asked = dict(trial.params)
 
-    assert not tune.tell(study, space, trial.number, tune.Shown("running", {}))  # still waits
+    assert not tune.tell(study, space, trial.number, Shown("running", {}))  # still waits
     assert tune.tell(study, space, trial.number, None)  # not in `dvc exp show`: never ran
     assert study.trials[0].state == TrialState.FAIL
     assert tune.counted(study) == 0
     again = study.ask()
-    tune.suggest(space, again)
+    tune_space.suggest(space, again)
     assert again.params == asked
 
     failed = study.ask()
-    tune.suggest(space, failed)
-    assert tune.tell(study, space, failed.number, tune.Shown("failed", {}))  # ran, and failed
+    tune_space.suggest(space, failed)
+    assert tune.tell(study, space, failed.number, Shown("failed", {}))  # ran, and failed
     assert tune.counted(study) == 2  # the one asked again and the failed one count
 
 
 def test_the_recipe_is_params_train_section_with_the_trial_applied() -> None:
-    recipe = tune.recipe_for(["train.architecture=cnn", "train.conv_filters=[16,32]"])
+    recipe = tune_result.recipe_for(["train.architecture=cnn", "train.conv_filters=[16,32]"])
     train = TrainParams(**recipe["train"])
     assert (train.architecture, train.conv_filters) == ("cnn", [16, 32])
     committed = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))["train"]
@@ -212,7 +207,7 @@ def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -
         # A trial asked but never queued (killed in between): failed, its params asked again.
         study = optuna.load_study(study_name="s", storage=storage)
         orphan = study.ask()
-        tune.suggest(tune.load_space(space), orphan)
+        tune_space.suggest(tune_space.load_space(space), orphan)
         orphan.set_user_attr("experiment", "s-2")
         orphan.set_user_attr("host", f"{socket.gethostname()}:{project.root.resolve()}")
 
@@ -256,14 +251,14 @@ def test_the_best_trial_becomes_a_table_row_after_the_sweep_rows(
     shutil.copy(experiments.TABLE_PAGE, page)
     monkeypatch.setattr(experiments, "TABLE_PAGE", page)
     timing = experiments.Timing(12, 80.4, 421930, experiments.LOCAL_RUNNER)
-    monkeypatch.setattr(tune, "queue_timing", lambda name: timing)
+    monkeypatch.setattr(tune_result, "queue_timing", lambda name: timing)
     data = shown_trial(0.9951, 0.9937).data
     data["metrics"]["metrics/train.json"]["data"].update(epochs=12, parameters=421930)
     data["metrics"]["metrics/evaluate.json"]["data"]["test"]["macro"] = {"f1": 0.9936}
     settings = ["train.architecture=cnn", "train.conv_filters=[16,32]", "train.epochs=12"]
-    best = tune.Best("mnist-7", settings, 0.9951, 0.9937, trials=20, jobs=2, data=data)
+    best = tune_result.Best("mnist-7", settings, 0.9951, 0.9937, trials=20, jobs=2, data=data)
 
-    experiments.write_rows({"mnist-7": tune.table_row(best, "mnist")})
+    experiments.write_rows({"mnist-7": tune_result.table_row(best, "mnist")})
     experiments.write_rows({})  # a later rewrite of the sweep's rows keeps it, last
 
     rows = experiments.readme_rows(page.read_text(encoding="utf-8"))

@@ -167,14 +167,9 @@ def table_row(name: str, data: dict, timing: Timing) -> str:
 
 
 def format_row(
-    name: str,
-    description: str,
-    data: dict,
-    timing: Timing,
-    reproduce: Sequence[str],
-    chosen_by: str,
+    name: str, description: str, data: dict, timing: Timing, reproduce: Sequence[str], by: str
 ) -> str:
-    """One table row: validation beside test, and what chose the row.
+    """One table row: validation beside test, and what chose the row (`by`).
 
     The timing must be this run's: a queue task or timing file left over from an earlier run of
     the same name would give another run's time, so its epochs and parameter count must match.
@@ -192,13 +187,11 @@ def format_row(
         f"| {name}: {description} | {train['best']['val_accuracy']:.4f} "
         f"| {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
         f"| {timing.parameters:,} | {timing.seconds:.0f} s ({timing.epochs} epochs) "
-        f"| {timing.runner} | {chosen_by} | `{shlex.join(reproduce)}` |"
+        f"| {timing.runner} | {by} | `{shlex.join(reproduce)}` |"
     )
 
 
-# What chose a row (the table's `chosen by` column): the sweep's rows are written by hand in
-# tools/sweep.py; the tuner's (tools/tune.py) are the best trial of a search on validation.
-HAND = "written by hand"
+HAND = "written by hand"  # the sweep's rows (`chosen by`); the tuner's: "tuner, on validation"
 HEADER = [
     "| experiment | validation accuracy | test accuracy | macro F1 | parameters | training time "
     "| runner | chosen by | reproduce with |",

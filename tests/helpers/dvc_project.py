@@ -42,6 +42,8 @@ COPIED = (
     "tools/experiments.py",
     "tools/sweep.py",
     "tools/tune.py",
+    "tools/tune_result.py",
+    "tools/tune_space.py",
     "tools/tune.yaml",
     "dvc.yaml",
     "app-model",
