@@ -150,7 +150,10 @@ def test_a_trial_whose_experiment_never_ran_is_failed_and_asked_again() -> None:
 
 
 def test_the_recipe_is_params_train_section_with_the_trial_applied() -> None:
-    recipe = tune_result.recipe_for(["train.architecture=cnn", "train.conv_filters=[16,32]"])
+    recipe = tune_result.recipe_for(
+        ["train.architecture=cnn", "train.conv_filters=[16,32]"],
+        (PROJECT / "params.yaml").read_text(encoding="utf-8"),
+    )
     train = TrainParams(**recipe["train"])
     assert (train.architecture, train.conv_filters) == ("cnn", [16, 32])
     committed = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))["train"]
@@ -242,6 +245,14 @@ def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -
     assert "reproduce: dvc exp run evaluate explore -S train.architecture=mlp" in best.stdout
     recipe = yaml.safe_load(best.stdout.split("\n", 2)[2])
     assert TrainParams(**recipe["train"]).epochs == 1
+
+    # The study belongs to its commit: after a new commit `best` still finds its trials, and
+    # resuming the search there is refused, saying why.
+    project.git("commit", "--quiet", "--allow-empty", "-m", "another commit")
+    assert best.stdout == project.run(*best.args).stdout
+    moved = project.run(*search, check=False)
+    assert moved.returncode == 1
+    assert moved.stderr.startswith("tools.tune: study 's' runs on commit "), moved.stderr
 
 
 def test_the_best_trial_becomes_a_table_row_after_the_sweep_rows(

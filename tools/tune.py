@@ -41,6 +41,7 @@ from tools.tune_result import (
     Shown,
     dvc,
     exp_states,
+    git,
     queue_trial,
     recipe_for,
     report,
@@ -79,13 +80,21 @@ def open_study(name: str, storage: str, space: Space, *, create: bool) -> Any:
     study = optuna.create_study(
         study_name=name, storage=storage, sampler=sampler, direction="maximize", load_if_exists=True
     )
+    # A study's trials are experiments of one commit, with one search space: comparable.
+    head = git("rev-parse", "HEAD").strip()
     attrs = study.user_attrs
     if "space" not in attrs:
         study.set_user_attr("space", space.text)
+        study.set_user_attr("commit", head)
     elif attrs["space"] != space.text:
         raise TuneError(
             f"study {name!r} was started with another search space: restore tools/tune.yaml "
             "as it was, or start another study with --study"
+        )
+    elif attrs["commit"] != head:
+        raise TuneError(
+            f"study {name!r} runs on commit {attrs['commit'][:7]}, HEAD is {head[:7]}: "
+            f"`git checkout {attrs['commit'][:7]}` to resume it, or start another --study"
         )
     return study
 
@@ -135,7 +144,7 @@ def search(args: argparse.Namespace) -> int:
     }
     started = time.monotonic()
     while True:
-        shown = exp_states()
+        shown = exp_states(study.user_attrs["commit"])
         for name, number in list(in_flight.items()):
             if tell(study, space, number, shown.get(name)):
                 del in_flight[name]
@@ -170,7 +179,7 @@ def search(args: argparse.Namespace) -> int:
 def describe(trial: Any) -> str:
     if trial.value is not None:
         return f"validation {trial.value:.4f}"
-    return f"{trial.state.name.lower()} (see `dvc queue logs {trial.user_attrs['experiment']}`)"
+    return f"{trial.state.name.lower()} (see `dvc queue logs {trial.user_attrs.get('experiment')}`)"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -220,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = open_study(args.study, args.storage, space, create=False)
         best = report(study, space)
         if args.recipe:
-            print(yaml.safe_dump(recipe_for(best.settings), sort_keys=False), end="")
+            params = git("show", f"{study.user_attrs['commit']}:params.yaml")
+            print(yaml.safe_dump(recipe_for(best.settings, params), sort_keys=False), end="")
         if args.table:
             write_rows({best.name: table_row(best, args.study)})
     except TuneError as error:

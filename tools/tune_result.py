@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -36,10 +35,17 @@ class Shown:
     data: dict
 
 
-def exp_states() -> dict[str, Shown]:
-    """name -> state and data of every experiment of HEAD in `dvc exp show --json`."""
+def git(*args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TuneError(f"`git {shlex.join(args)}` exited {result.returncode}: {result.stderr}")
+    return result.stdout
+
+
+def exp_states(commit: str) -> dict[str, Shown]:
+    """name -> state and data of every experiment of `commit` in `dvc exp show --json`."""
     found = {}
-    for baseline in json.loads(dvc("exp", "show", "--json").stdout):
+    for baseline in json.loads(dvc("exp", "show", "--json", "--rev", commit).stdout):
         for experiment in baseline.get("experiments") or []:
             latest = experiment["revs"][0]
             executor = experiment.get("executor") or {"state": "success"}  # None once collected
@@ -90,7 +96,7 @@ def best_trial(study: Any, space: Space, shown: Mapping[str, Shown]) -> Best:
 
 
 def report(study: Any, space: Space) -> Best:
-    best = best_trial(study, space, exp_states())
+    best = best_trial(study, space, exp_states(study.user_attrs["commit"]))
     print(
         f"best of {best.trials} trials: {best.name}, validation "
         f"({space.objective_metrics} {space.objective_key}) {best.validation:.4f}; "
@@ -99,14 +105,15 @@ def report(study: Any, space: Space) -> Best:
     return best
 
 
-def recipe_for(settings: Sequence[str], params: Path = ROOT / "params.yaml") -> dict:
-    """The app-model/recipe.yaml `train:` section a trial implies: params.yaml's train section
-    with the trial's -S values applied the way `dvc exp run -S` applies them."""
+def recipe_for(settings: Sequence[str], params: str) -> dict:
+    """The app-model/recipe.yaml `train:` section a trial implies: the train section of
+    `params` (the text of the study's params.yaml) with the trial's -S values applied the way
+    `dvc exp run -S` applies them."""
     from dvc.utils.hydra import apply_overrides
 
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / "params.yaml"
-        shutil.copy(params, copy)
+        copy.write_text(params, encoding="utf-8")
         apply_overrides(copy, list(settings))
         return {"train": yaml.safe_load(copy.read_text(encoding="utf-8"))["train"]}
 
