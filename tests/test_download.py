@@ -10,8 +10,11 @@ from __future__ import annotations
 import builtins
 import gzip
 import hashlib
+import os
+import re
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +55,7 @@ class Reply:
     body: bytes = GZIPPED
     send_bytes: int | None = None  # send only this much of the body, then hang up
     stall: bool = False  # then send nothing more until the server closes
+    trickle_seconds: float = 0  # send the body one byte at a time, this long apart
     content_type: str = "application/gzip"
 
 
@@ -76,6 +80,12 @@ class MirrorServer:
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
+                if reply.trickle_seconds:
+                    for byte in reply.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        if mirror.closing.wait(reply.trickle_seconds):
+                            return
                 self.wfile.write(reply.body[: reply.send_bytes])
                 if reply.stall:
                     mirror.closing.wait(10)
@@ -306,6 +316,49 @@ def test_timeout_mid_body_is_retried(server, tmp_path):
     assert used == mirror
     assert sleeps == [0.5]
     assert (tmp_path / NAME).read_bytes() == CONTENT
+
+
+def test_a_mirror_that_trickles_is_stopped_by_the_whole_file_deadline(server, tmp_path):
+    # One byte every 1.5 s never trips the 2 s per-read timeout; the whole file would take 6 min
+    trickle = server.mirror("trickle", NAME, Reply(trickle_seconds=1.5))
+    deadline = download.whole_file_deadline(2.0, EXPECTED.bytes)
+    assert deadline == 4.0
+    started = time.monotonic()
+    message = failure([trickle], tmp_path, timeout_seconds=2.0, retries=2)
+    assert time.monotonic() - started < deadline + 2.5  # not retried: too slow is skipped
+    assert re.search(
+        f"{trickle}: too slow: [1-4] bytes in the 4 s allowed for the whole file", message
+    )
+    assert len(server.requests) == 1
+
+
+def test_whole_file_deadline_grows_with_the_content():
+    assert download.whole_file_deadline(30, 28_881) == 60
+    assert download.whole_file_deadline(30, 47_040_016) == 30 * (1 + 45)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_local_mirror_serves_regular_files_only(tmp_path, kind):
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    path = folder / f"{NAME}.gz"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: open() alone would wait for ever
+        expected = "a FIFO (named pipe)"
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # would never end
+        expected = "a character device"
+    else:
+        path.mkdir()
+        expected = "a folder"
+    unblock = threading.Timer(5, lambda: os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK)))
+    if kind == "fifo":  # so that a hang in open() ends (and fails the test) in 5 s
+        unblock.start()
+    started = time.monotonic()
+    message = failure([str(folder)], tmp_path)
+    unblock.cancel()
+    assert time.monotonic() - started < 4
+    assert f"{folder}: cannot read {path}: it is {expected}, not a regular file" in message
 
 
 def test_every_mirror_failing_gives_one_message_naming_each(server, refused_url, tmp_path):
