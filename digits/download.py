@@ -7,11 +7,13 @@ connection, a timeout, HTTP 5xx, a body cut short) is first retried with exponen
 Each read waits at most `timeout_seconds`, and each file has a deadline as a whole (a server
 that trickles a byte at a time never trips a per-read timeout). A local mirror serves regular
 files only (a FIFO or a device would block or never end). Nothing appears at a final path until
-its content is verified.
+its content is verified. A URL may carry `user:password@` (basic auth, sent only to that host and
+never on a redirect); every message shows it as `user:***@`.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -74,8 +76,9 @@ def fetch_verified(
 ) -> str:
     """Write the verified, decompressed content of `<mirror>/<name>.gz` to `destination`.
 
-    Tries the mirrors in order and returns the one that served the file; raises DownloadError,
-    naming every mirror and why it failed, when none did.
+    Tries the mirrors in order and returns the one that served the file (its password, if
+    any, shown as ***); raises DownloadError, naming every mirror and why it failed, when none
+    did.
     """
     failures: list[str] = []
     with tqdm(
@@ -96,15 +99,29 @@ def fetch_verified(
                 )
                 break
             except _SkipMirror as failure:
-                failures.append(f"{mirror}: {failure}")
+                failures.append(redact(f"{mirror}: {failure}", mirror))
         else:  # no mirror served the file
             tried = "\n".join(f"  {failure}" for failure in failures) or "  (no mirrors given)"
             raise DownloadError(f"could not download {name}.gz from any mirror:\n{tried}")
     for skipped in failures:  # say so, or a broken $MNIST_MIRROR would go unnoticed
         print(f"{name}: skipped {skipped}", file=sys.stderr)
+    shown = redact(mirror, mirror)
     if not progress:
-        print(f"{name}: {expected.bytes:,} bytes, sha256 ok, from {mirror}")
-    return mirror
+        print(f"{name}: {expected.bytes:,} bytes, sha256 ok, from {shown}")
+    return shown
+
+
+def redact(text: str, mirror: str) -> str:
+    """`text` with the password of `mirror`'s URL (as written and percent-decoded) as ***."""
+    try:
+        password = urllib.parse.urlsplit(mirror).password if "://" in mirror else None
+    except ValueError:
+        return text.replace(mirror, "(a URL that is not valid)")
+    if not password:
+        return text
+    for form in {password, urllib.parse.unquote(password)}:
+        text = text.replace(form, "***")
+    return text
 
 
 def download_all(
@@ -131,7 +148,7 @@ def download_all(
 
 
 def _fetch_with_retries(
-    source: str | Path,
+    source: urllib.request.Request | Path,
     expected: ExpectedFile,
     destination: Path,
     bar: tqdm,
@@ -152,7 +169,11 @@ def _fetch_with_retries(
 
 
 def _fetch_once(
-    source: str | Path, expected: ExpectedFile, destination: Path, bar: tqdm, timeout_seconds: float
+    source: urllib.request.Request | Path,
+    expected: ExpectedFile,
+    destination: Path,
+    bar: tqdm,
+    timeout_seconds: float,
 ) -> None:
     """One attempt: stream into a temp file beside `destination`, renamed only once verified."""
     bar.reset()
@@ -172,8 +193,9 @@ def whole_file_deadline(timeout_seconds: float, content_bytes: int) -> float:
     return timeout_seconds * (1 + math.ceil(content_bytes / MIB))
 
 
-def _source(mirror: str, name: str) -> str | Path:
-    """Where `mirror` keeps `<name>.gz`: a URL for http(s), a local path for file:// or a folder."""
+def _source(mirror: str, name: str) -> urllib.request.Request | Path:
+    """Where `mirror` keeps `<name>.gz`: a request for http(s), with the URL's `user:password@`
+    moved into an Authorization header; a local path for file:// or a folder."""
     file_name = f"{name}.gz"
     if "://" not in mirror:
         return Path(mirror) / file_name
@@ -186,12 +208,23 @@ def _source(mirror: str, name: str) -> str | Path:
             raise _SkipMirror("a file URL needs an absolute path (file:///...); or give a folder")
         return Path(urllib.request.url2pathname(parts.path)) / file_name
     if parts.scheme in ("http", "https"):
-        return mirror.rstrip("/") + "/" + file_name
+        userinfo, _, host = parts.netloc.rpartition("@")
+        if userinfo and parts.password is None:
+            raise _SkipMirror("a URL with a user name needs user:password@ (basic auth)")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/" + file_name
+        request = urllib.request.Request(url)
+        if userinfo:
+            user = urllib.parse.unquote(parts.username or "")
+            password = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            # unredirected: a redirect (perhaps to another host) does not carry the password
+            request.add_unredirected_header("Authorization", f"Basic {token}")
+        return request
     raise _SkipMirror(f"unsupported URL scheme {parts.scheme!r} (use http(s), file or a folder)")
 
 
 def _read_chunks(
-    source: str | Path, timeout_seconds: float, deadline_seconds: float
+    source: urllib.request.Request | Path, timeout_seconds: float, deadline_seconds: float
 ) -> Iterator[bytes]:
     """The raw (compressed) bytes of `source`, with each failure sorted into skip or retry."""
     if isinstance(source, Path):
@@ -234,10 +267,12 @@ def _file_kind(mode: int) -> str:
     return next((kind for test, kind in kinds.items() if test(mode)), "not a file")
 
 
-def _read_url(url: str, timeout_seconds: float, deadline: _Deadline) -> Iterator[bytes]:
+def _read_url(
+    request: urllib.request.Request, timeout_seconds: float, deadline: _Deadline
+) -> Iterator[bytes]:
     received = 0
     try:
-        response = deadline.opener().open(url, timeout=timeout_seconds)
+        response = deadline.opener().open(request, timeout=timeout_seconds)
     except urllib.error.HTTPError as error:
         error.close()
         failure = _RetryMirror if error.code >= 500 else _SkipMirror

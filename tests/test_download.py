@@ -7,6 +7,7 @@ bytes whose pins are computed here.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import gzip
 import hashlib
@@ -56,6 +57,8 @@ class Reply:
     send_bytes: int | None = None  # send only this much of the body, then hang up
     stall: bool = False  # then send nothing more until the server closes
     trickle_seconds: float = 0  # send the body one byte at a time, this long apart
+    authorization: str | None = None  # answer 401 unless the request has this header
+    location: str | None = None  # answer a redirect there
     content_type: str = "application/gzip"
 
 
@@ -65,6 +68,7 @@ class MirrorServer:
     def __init__(self) -> None:
         self.scripts: dict[str, list[Reply]] = {}
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []
         self.closing = threading.Event()
         mirror = self
 
@@ -73,6 +77,15 @@ class MirrorServer:
                 mirror.requests.append(self.path)
                 replies = mirror.scripts.get(self.path) or [Reply(404, b"<h1>Not Found</h1>")]
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                mirror.authorizations.append(self.headers.get("Authorization"))
+                if reply.location:
+                    self.send_response(302)
+                    self.send_header("Location", reply.location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if reply.authorization and self.headers["Authorization"] != reply.authorization:
+                    reply = Reply(401, b"<h1>Unauthorized</h1>", content_type="text/html")
                 if reply.stall and reply.send_bytes is None:
                     mirror.closing.wait(10)  # not even a status line
                     return
@@ -359,6 +372,44 @@ def test_a_local_mirror_serves_regular_files_only(tmp_path, kind):
     unblock.cancel()
     assert time.monotonic() - started < 4
     assert f"{folder}: cannot read {path}: it is {expected}, not a regular file" in message
+
+
+BASIC = "Basic " + base64.b64encode(b"reader:p@ss word").decode()  # what the server expects
+
+
+def test_a_url_with_user_and_password_sends_basic_auth_and_never_shows_it(server, tmp_path, capsys):
+    url = server.mirror("private", NAME, Reply(authorization=BASIC))
+    with_password = url.replace("http://", "http://reader:p%40ss%20word@")
+    used, _ = fetch([with_password], tmp_path / NAME)
+    assert (tmp_path / NAME).read_bytes() == CONTENT
+    assert server.authorizations == [BASIC]
+    assert used == url.replace("http://", "http://reader:***@")
+    out = capsys.readouterr().out
+    assert f"from {used}" in out
+    assert "p%40ss" not in out
+    assert "p@ss" not in out
+
+
+def test_a_wrong_password_fails_without_showing_it(server, tmp_path):
+    url = server.mirror("private", NAME, Reply(authorization=BASIC))
+    wrong = url.replace("http://", "http://reader:guessed-wrong@")
+    message = failure([wrong], tmp_path)
+    assert f"{url.replace('http://', 'http://reader:***@')}: HTTP 401 Unauthorized" in message
+    assert "guessed-wrong" not in message
+
+
+def test_a_redirect_does_not_carry_the_password(server, tmp_path):
+    target = server.mirror("public", NAME, Reply())
+    url = server.mirror("private", NAME, Reply(location=f"{target}{NAME}.gz"))
+    fetch([url.replace("http://", "http://reader:secret@")], tmp_path / NAME)
+    assert server.authorizations == ["Basic " + base64.b64encode(b"reader:secret").decode(), None]
+
+
+def test_a_url_with_a_user_and_no_password_is_refused(server, tmp_path):
+    url = server.mirror("private", NAME, Reply())
+    message = failure([url.replace("http://", "http://reader@")], tmp_path)
+    assert "a URL with a user name needs user:password@ (basic auth)" in message
+    assert server.requests == []
 
 
 def test_every_mirror_failing_gives_one_message_naming_each(server, refused_url, tmp_path):
