@@ -2,8 +2,9 @@
 
 Each writer goes to a temp file in the destination's folder and renames it into place only on
 success, so a crash never leaves a plausible half-written file at the final path. A process
-killed outright (SIGKILL, the OOM killer) cannot remove its temp file: the next write of the same
-path does, so a rerun leaves nothing behind.
+killed outright (SIGKILL, the OOM killer) cannot remove its temp file: the temp's name holds the
+writer's process id, so the next write of the same path, or the start of any stage
+(`remove_leftover_temps` on the folders it names), removes it once that process has ended.
 """
 
 from __future__ import annotations
@@ -25,23 +26,59 @@ from digits.errors import DigitsError
 
 
 def _temp_prefix(final: Path) -> str:
-    return f".{final.name}."
+    """`.<name>.<pid>.`: mkstemp adds 8 random characters and the suffix `.tmp`."""
+    return f".{final.name}.{os.getpid()}."
+
+
+# `.<name>.<pid>.<8 random characters>.tmp`; names made before the pid was added lack `<pid>.`
+_RANDOM_AND_SUFFIX = r"\.[a-z0-9_]{8}\.tmp"
+_ANY_TEMP = re.compile(r"\..+\.(?P<pid>[1-9][0-9]{0,9})" + _RANDOM_AND_SUFFIX)
 
 
 def remove_stale_temps(final: Path) -> None:
-    """Delete the temp files or folders that a killed writer of `final` left beside it.
+    """Delete the temp files or folders that a killed writer of `final` left beside it: those
+    whose process has ended, and those named without a process id (by older code)."""
+    pattern = re.compile(
+        re.escape(f".{final.name}") + r"(?:\.(?P<pid>[1-9][0-9]{0,9}))?" + _RANDOM_AND_SUFFIX
+    )
+    if final.parent.is_dir():
+        _remove_ended(final.parent, pattern)
 
-    They are named like mkstemp's: `.<name>.<8 random characters>.tmp`.
-    """
-    pattern = re.compile(re.escape(_temp_prefix(final)) + r"[a-z0-9_]{8}\.tmp")
-    if not final.parent.is_dir():
-        return
-    for leftover in final.parent.iterdir():
-        if pattern.fullmatch(leftover.name):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+
+def remove_leftover_temps(folder: Path) -> list[Path]:
+    """Delete every atomic writer's temp in `folder` (whatever its final name) whose process
+    has ended, e.g. `data/.processed.<pid>.<random>.tmp` of a preprocess killed by SIGKILL;
+    return what was deleted. A temp of a running process (a stage running beside this one) is
+    kept, and so is anything not named like the writers' temps."""
+    return _remove_ended(folder, _ANY_TEMP) if folder.is_dir() else []
+
+
+def _remove_ended(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    removed = []
+    for leftover in sorted(folder.iterdir()):
+        match = pattern.fullmatch(leftover.name)
+        if not match or (match["pid"] and _running(int(match["pid"]))):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (if the id has been reused since, the
+    temp is kept: never a wrong deletion, at worst a late one)."""
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except OverflowError:  # not a possible process id
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import struct
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -222,6 +226,27 @@ def test_the_next_write_removes_a_killed_writers_temp(tmp_path: Path, stale_kind
 
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*unrelated, "metrics.json"])
+
+
+def test_the_next_write_keeps_the_temp_of_a_writer_still_running(tmp_path: Path) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    killed = tmp_path / f".metrics.json.{int(ended.stdout)}.abcd_123.tmp"  # its process is gone
+    running = tmp_path / f".metrics.json.{os.getpid()}.abcd_123.tmp"  # a writer beside us
+    for path in (killed, running):
+        path.write_text("{half")
+    write_json(tmp_path / "metrics.json", {"accuracy": 1.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "metrics.json"])
+
+
+def test_temp_names_hold_the_writers_process_id(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "out.txt") as tmp:
+        assert re.fullmatch(rf"\.out\.txt\.{os.getpid()}\.[a-z0-9_]{{8}}\.tmp", tmp.name)
 
 
 def test_the_next_folder_write_removes_a_killed_writers_temp_folder(tmp_path: Path) -> None:

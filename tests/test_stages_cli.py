@@ -1,16 +1,22 @@
-"""stages/_cli.py: every stage's --help opens with the whole first paragraph of its docstring."""
+"""stages/_cli.py: every stage's --help opens with the whole first paragraph of its docstring;
+every stage starts by removing the temps of a killed run."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.synthetic import encode_idx, synthetic_digits
 
-from stages._cli import argument_parser, first_paragraph
+from digits.dataset import SPLIT_FILES
+from stages import decode as decode_stage
+from stages._cli import argument_parser, first_paragraph, run
 
 PROJECT = Path(__file__).parents[1]
 STAGES = sorted(path.stem for path in (PROJECT / "stages").glob("[!_]*.py"))
@@ -49,3 +55,51 @@ def test_every_stage_parser_takes_params_with_the_default() -> None:
     parser = argument_parser("Stage x: a -> b.")
     assert parser.description == "Stage x: a -> b."
     assert parser.parse_args([]).params == "params.yaml"
+
+
+def killed_writer_temp(folder: Path, name: str) -> Path:
+    """What a writer of `folder/name` killed by SIGKILL mid-write leaves: its temp folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = (
+        "import os, signal, sys\n"
+        "from digits.files import atomic_directory\n"
+        "with atomic_directory(sys.argv[1]) as temp:\n"
+        "    (temp / 'train.npz').write_bytes(b'half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    before = set(folder.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-c", writer, str(folder / name)], cwd=PROJECT, timeout=60
+    )
+    assert result.returncode == -signal.SIGKILL
+    (leftover,) = set(folder.iterdir()) - before
+    return leftover
+
+
+def write_raw_files(raw: Path) -> None:
+    raw.mkdir(parents=True)
+    for split, (images_name, labels_name) in SPLIT_FILES.items():
+        images, labels = synthetic_digits(20, seed=len(split))
+        (raw / images_name).write_bytes(encode_idx(images))
+        (raw / labels_name).write_bytes(encode_idx(labels))
+
+
+def test_any_stage_removes_the_temps_of_a_killed_run_and_only_those(tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    killed = killed_writer_temp(data, "processed")  # a preprocess killed by SIGKILL
+    assert re.fullmatch(r"\.processed\.[0-9]+\.[a-z0-9_]{8}\.tmp", killed.name)
+    running = data / f".processed.{os.getpid()}.abcd1234.tmp"  # a stage still running
+    others = [running, data / ".notes.abcd1234.tmp", data / "processed.1.abcd1234.tmp"]
+    for path in others:
+        path.write_bytes(b"not a leftover of a killed run")
+    write_raw_files(data / "raw")
+
+    # decode writes data/interim: nothing of preprocess's, yet it is a run of a stage
+    assert run(decode_stage.main, [str(data / "raw"), str(data / "interim")]) == 0
+
+    assert not killed.exists()
+    assert all(path.exists() for path in others)
+    assert f"removed {killed}, left by a run that was killed" in capsys.readouterr().err
+    assert sorted(path.name for path in data.iterdir()) == sorted(
+        ["interim", "raw", *(path.name for path in others)]
+    )
