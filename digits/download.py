@@ -35,7 +35,7 @@ from typing import IO
 from tqdm import tqdm
 
 from digits.errors import DigitsError
-from digits.files import atomic_directory, atomic_path
+from digits.files import atomic_directory, atomic_open
 from digits.params import DatasetSource, DownloadParams, ExpectedFile
 
 CHUNK_BYTES = 1 << 16  # read, decompress, hash and write in pieces this size: memory stays small
@@ -180,8 +180,7 @@ def _fetch_once(
     deadline_seconds = whole_file_deadline(timeout_seconds, expected.bytes)
     with (
         contextlib.closing(_read_chunks(source, timeout_seconds, deadline_seconds)) as chunks,
-        atomic_path(destination) as temporary,
-        open(temporary, "wb") as target,
+        atomic_open(destination, "wb") as target,
     ):
         _write_verified(chunks, target, expected, bar)
 

@@ -10,6 +10,8 @@ writer's process id, so the next write of the same path, or the start of any sta
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import re
@@ -32,7 +34,42 @@ def _temp_prefix(final: Path) -> str:
 
 # `.<name>.<pid>.<8 random characters>.tmp`; names made before the pid was added lack `<pid>.`
 _RANDOM_AND_SUFFIX = r"\.[a-z0-9_]{8}\.tmp"
-_ANY_TEMP = re.compile(r"\..+\.(?P<pid>[1-9][0-9]{0,9})" + _RANDOM_AND_SUFFIX)
+_ANY_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>[1-9][0-9]{0,9})" + _RANDOM_AND_SUFFIX)
+
+
+class WriteError(DigitsError):
+    """Writing an output failed (a full disk, a file size limit, a read-only file system)."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line: 'data/processed/train.npz: No space left on device (ENOSPC)'; a temp's path
+    is shown as the output it stands for."""
+    code = errno.errorcode.get(error.errno or 0)
+    text = f"{error.strerror} ({code})" if error.strerror and code else str(error)
+    return f"{shown_path(error.filename)}: {text}" if error.filename is not None else text
+
+
+def shown_path(path: str | bytes | os.PathLike) -> str:
+    """`path` with each temp of an atomic writer in it named as its output:
+    data/.processed.123.abcd1234.tmp/train.npz -> data/processed/train.npz."""
+    parts = Path(os.fsdecode(path)).parts
+    shown = [match["name"] if (match := _ANY_TEMP.fullmatch(p)) else p for p in parts]
+    return str(Path(*shown)) if shown else ""
+
+
+class _NamedFileIO(io.FileIO):
+    """A file whose failed writes say which output they were for, in a WriteError: an OSError
+    from write() names no file, and the writer nearest to it in a `with` is not always it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "w")
+        self.shown = shown_path(path)
+
+    def write(self, data: Any) -> int | None:
+        try:
+            return super().write(data)
+        except OSError as error:
+            raise WriteError(f"cannot write {self.shown}: {describe_os_error(error)}") from error
 
 
 def remove_stale_temps(final: Path) -> None:
@@ -100,9 +137,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temp file for writing that replaces `path` only when the block succeeds."""
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
-        yield f
+    """Open a temp file for writing ("w" or "wb") that replaces `path` only when the block
+    succeeds; a failed write raises WriteError naming `path`."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes new files: mode 'w' or 'wb', not {mode!r}")
+    with atomic_path(path) as tmp:
+        # what open(tmp, mode) builds, on a file that names `path` when a write fails
+        buffered = io.BufferedWriter(_NamedFileIO(tmp))
+        file = buffered if mode == "wb" else io.TextIOWrapper(buffered, encoding="utf-8")
+        with file:
+            yield file
 
 
 @contextlib.contextmanager
@@ -114,7 +158,15 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     prefix = _temp_prefix(final)
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as error:
+            if error.filename is not None:
+                raise
+            # a write that names no file (e.g. pandas' to_csv into the folder): name the folder
+            raise WriteError(
+                f"cannot write {shown_path(final)}: {describe_os_error(error)}"
+            ) from error
         os.chmod(tmp, 0o755)
         if final.exists():
             # Two renames, then the slow delete: `path` is missing for a moment, not for as long

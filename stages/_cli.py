@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from digits.errors import DigitsError
-from digits.files import remove_leftover_temps
+from digits.files import describe_os_error, remove_leftover_temps
 
 
 def argument_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -33,7 +33,8 @@ def first_paragraph(doc: str | None) -> str | None:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call a stage's main; a DigitsError becomes one clear message on stderr and exit 1.
+    """Call a stage's main; a DigitsError or an OSError (a full disk, a file too large: the
+    writers name the output it hit) becomes one clear message on stderr and exit 1.
 
     SIGTERM (what `kill` and process managers send) is turned into an exception like Ctrl+C's
     SIGINT, so that the atomic writers' clean-up runs on both. First, the temps a killed run
@@ -45,6 +46,9 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         return main(argv)
     except DigitsError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # e.g. ENOSPC from mkstemp: one line, not a traceback
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: the previous outputs are kept", file=sys.stderr)

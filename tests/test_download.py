@@ -8,7 +8,7 @@ bytes whose pins are computed here.
 from __future__ import annotations
 
 import base64
-import builtins
+import contextlib
 import gzip
 import hashlib
 import os
@@ -147,6 +147,18 @@ def _no_proxy(monkeypatch):
         monkeypatch.delenv(variable, raising=False)
 
 
+def wrap_written_files(monkeypatch, wrapper) -> None:
+    """Make every file the download writes `wrapper(the real file)`."""
+    real_atomic_open = download.atomic_open
+
+    @contextlib.contextmanager
+    def wrapped_atomic_open(path, mode):
+        with real_atomic_open(path, mode) as file:
+            yield wrapper(file)
+
+    monkeypatch.setattr(download, "atomic_open", wrapped_atomic_open)
+
+
 def fetch(mirrors, destination, expected=EXPECTED, **options):
     """fetch_verified with fast test settings; returns (mirror used, sleeps requested)."""
     sleeps: list[float] = []
@@ -256,23 +268,16 @@ def test_short_content_is_a_size_mismatch(server, tmp_path):
 def test_gzip_bomb_stops_at_the_pinned_size(server, tmp_path, monkeypatch):
     bomb = gzip.compress(bytes(3_000_000), mtime=0)  # about 3 kB that inflate to 3 MB
     written: list[int] = []
-    real_open = builtins.open
 
     class CountingFile:
-        def __init__(self, *args, **kwargs):
-            self.file = real_open(*args, **kwargs)
+        def __init__(self, file):
+            self.file = file
 
         def write(self, data):
             written.append(len(data))
             return self.file.write(data)
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc_info):
-            self.file.close()
-
-    monkeypatch.setattr(download, "open", CountingFile, raising=False)
+    wrap_written_files(monkeypatch, CountingFile)
     message = failure([server.mirror("bomb", NAME, Reply(body=bomb))], tmp_path)
     assert f"decompressed content exceeds the pinned {len(CONTENT):,} bytes" in message
     assert sum(written) <= len(CONTENT)
@@ -475,15 +480,14 @@ def test_interrupt_mid_write_leaves_no_file(server, tmp_path, monkeypatch):
     content = idx_bytes(2, count=2000)  # 16 kB: several pieces of 1 kB
     mirror = server.mirror("big", NAME, Reply(body=gzip.compress(content, mtime=0)))
     monkeypatch.setattr(download, "CHUNK_BYTES", 1024)
-    real_open = builtins.open
     seen: dict[str, object] = {}
 
     class InterruptedFile:
         """Writes two pieces, then behaves as if Ctrl-C arrived during the third write."""
 
-        def __init__(self, path, mode):
-            self.path = Path(path)
-            self.file = real_open(path, mode)
+        def __init__(self, file):
+            self.file = file
+            self.path = Path(file.raw.name)  # the temp file beside the destination
             self.writes = 0
 
         def write(self, data):
@@ -494,13 +498,7 @@ def test_interrupt_mid_write_leaves_no_file(server, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             return self.file.write(data)
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc_info):
-            self.file.close()
-
-    monkeypatch.setattr(download, "open", InterruptedFile, raising=False)
+    wrap_written_files(monkeypatch, InterruptedFile)
     destination = tmp_path / "out" / NAME
     with pytest.raises(KeyboardInterrupt):
         fetch([mirror], destination, pin(content))

@@ -1,14 +1,18 @@
 """stages/_cli.py: every stage's --help opens with the whole first paragraph of its docstring;
-every stage starts by removing the temps of a killed run."""
+every stage starts by removing the temps of a killed run, and ends on an OSError (a full disk, a
+file too large) with one line naming the output."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,10 +80,10 @@ def killed_writer_temp(folder: Path, name: str) -> Path:
     return leftover
 
 
-def write_raw_files(raw: Path) -> None:
+def write_raw_files(raw: Path, count: int = 20) -> None:
     raw.mkdir(parents=True)
     for split, (images_name, labels_name) in SPLIT_FILES.items():
-        images, labels = synthetic_digits(20, seed=len(split))
+        images, labels = synthetic_digits(count, seed=len(split))
         (raw / images_name).write_bytes(encode_idx(images))
         (raw / labels_name).write_bytes(encode_idx(labels))
 
@@ -102,4 +106,62 @@ def test_any_stage_removes_the_temps_of_a_killed_run_and_only_those(tmp_path, ca
     assert f"removed {killed}, left by a run that was killed" in capsys.readouterr().err
     assert sorted(path.name for path in data.iterdir()) == sorted(
         ["interim", "raw", *(path.name for path in others)]
+    )
+
+
+def limit_file_size_and_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16_384, 16_384))  # writes past 16 KB: EFBIG
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+def test_a_file_too_large_is_one_line_naming_the_output_and_leaves_nothing(tmp_path) -> None:
+    data = tmp_path / "data"
+    write_raw_files(data / "raw", count=100)  # data/interim/train.npz: about 80 KB
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.decode", str(data / "raw"), str(data / "interim")],
+        cwd=PROJECT,
+        preexec_fn=limit_file_size_and_memory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr == f"error: cannot write {data}/interim/train.npz: File too large (EFBIG)\n"
+    )
+    assert sorted(path.name for path in data.iterdir()) == ["raw"]  # no output, no temp
+
+
+def test_a_full_disk_is_one_line_naming_the_output_and_leaves_nothing(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    data = tmp_path / "data"
+    write_raw_files(data / "raw")
+
+    def temp_on_a_full_disk(prefix: str, suffix: str, dir: str) -> tuple[int, str]:
+        # the kernel's own ENOSPC: every write to /dev/full fails with it
+        path = Path(dir) / f"{prefix}devfull0{suffix}"
+        path.symlink_to("/dev/full")
+        return os.open(path, os.O_WRONLY), str(path)
+
+    monkeypatch.setattr(tempfile, "mkstemp", temp_on_a_full_disk)
+    assert run(decode_stage.main, [str(data / "raw"), str(data / "interim")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: cannot write {data}/interim/train.npz: No space left on device (ENOSPC)\n"
+    )
+    assert sorted(path.name for path in data.iterdir()) == ["raw"]
+
+
+def test_an_os_error_outside_a_write_is_one_line_too(tmp_path, monkeypatch, capsys) -> None:
+    data = tmp_path / "data"
+    write_raw_files(data / "raw")
+
+    def no_space(prefix: str, suffix: str, dir: str) -> tuple[int, str]:
+        path = Path(dir) / f"{prefix}abcd1234{suffix}"
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_space)
+    assert run(decode_stage.main, [str(data / "raw"), str(data / "interim")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {data}/interim/train.npz: No space left on device (ENOSPC)\n"
     )
