@@ -53,10 +53,16 @@ plots-template: $(PLOTS_TEMPLATE)
 $(PLOTS_TEMPLATE): tools/build_plots_template.py requirements.lock
 	$(BIN)/python -m tools.build_plots_template $@
 
+# DVC reads params.yaml itself, expanding YAML aliases, before any stage runs: a small file of
+# nested aliases would take it minutes and gigabytes. This refuses such a file first.
+CHECK_PARAMS := $(BIN)/python -m tools.check_params_file params.yaml app-model/recipe.yaml
+
 repro: setup ## set up, then run the pipeline: dvc repro (MNIST_MIRROR=folder or URL)
+	$(CHECK_PARAMS)
 	$(BIN)/dvc repro
 
 app-model: setup ## set up, then build the app's model: dvc repro app-model/dvc.yaml
+	$(CHECK_PARAMS)
 	$(BIN)/dvc repro app-model/dvc.yaml
 
 # The system packages the tests need (Chromium, sshd, shellcheck): checked with the standard
@@ -82,6 +88,7 @@ check-wheels: setup ## ask PyPI whether every locked package has a wheel for eve
 	$(BIN)/python -m tools.check_wheels
 
 verify: setup ## rerun both pipelines from scratch; fail if a lock, metrics/ or plots/ change
+	$(CHECK_PARAMS)
 	$(BIN)/dvc repro --force --all-pipelines
 	$(BIN)/python -m tools.verify_outputs $(if $(STRICT),--strict)
 

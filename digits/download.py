@@ -4,15 +4,25 @@ Mirrors recompress the files, so the pin (data/datasets.yaml) is the size and SH
 decompressed content, which is the same everywhere. A mirror that answers wrongly (HTTP 4xx, an
 HTML page, a bad gzip stream, other content) is skipped at once; a failure that may pass (no
 connection, a timeout, HTTP 5xx, a body cut short) is first retried with exponential backoff.
-Nothing appears at a final path until its content is verified.
+Each read waits at most `timeout_seconds`, and each file has a deadline as a whole (a server
+that trickles a byte at a time never trips a per-read timeout). A local mirror serves regular
+files only (a FIFO or a device would block or never end). Nothing appears at a final path until
+its content is verified. A URL may carry `user:password@` (basic auth, sent only to that host and
+never on a redirect); every message shows it as `user:***@`.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
+import math
+import os
+import socket
+import stat
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -25,10 +35,11 @@ from typing import IO
 from tqdm import tqdm
 
 from digits.errors import DigitsError
-from digits.files import atomic_directory, atomic_path
+from digits.files import atomic_directory, atomic_open
 from digits.params import DatasetSource, DownloadParams, ExpectedFile
 
 CHUNK_BYTES = 1 << 16  # read, decompress, hash and write in pieces this size: memory stays small
+MIB = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -65,8 +76,9 @@ def fetch_verified(
 ) -> str:
     """Write the verified, decompressed content of `<mirror>/<name>.gz` to `destination`.
 
-    Tries the mirrors in order and returns the one that served the file; raises DownloadError,
-    naming every mirror and why it failed, when none did.
+    Tries the mirrors in order and returns the one that served the file (its password, if
+    any, shown as ***); raises DownloadError, naming every mirror and why it failed, when none
+    did.
     """
     failures: list[str] = []
     with tqdm(
@@ -87,15 +99,29 @@ def fetch_verified(
                 )
                 break
             except _SkipMirror as failure:
-                failures.append(f"{mirror}: {failure}")
+                failures.append(redact(f"{mirror}: {failure}", mirror))
         else:  # no mirror served the file
             tried = "\n".join(f"  {failure}" for failure in failures) or "  (no mirrors given)"
             raise DownloadError(f"could not download {name}.gz from any mirror:\n{tried}")
     for skipped in failures:  # say so, or a broken $MNIST_MIRROR would go unnoticed
         print(f"{name}: skipped {skipped}", file=sys.stderr)
+    shown = redact(mirror, mirror)
     if not progress:
-        print(f"{name}: {expected.bytes:,} bytes, sha256 ok, from {mirror}")
-    return mirror
+        print(f"{name}: {expected.bytes:,} bytes, sha256 ok, from {shown}")
+    return shown
+
+
+def redact(text: str, mirror: str) -> str:
+    """`text` with the password of `mirror`'s URL (as written and percent-decoded) as ***."""
+    try:
+        password = urllib.parse.urlsplit(mirror).password if "://" in mirror else None
+    except ValueError:
+        return text.replace(mirror, "(a URL that is not valid)")
+    if not password:
+        return text
+    for form in {password, urllib.parse.unquote(password)}:
+        text = text.replace(form, "***")
+    return text
 
 
 def download_all(
@@ -122,7 +148,7 @@ def download_all(
 
 
 def _fetch_with_retries(
-    source: str | Path,
+    source: urllib.request.Request | Path,
     expected: ExpectedFile,
     destination: Path,
     bar: tqdm,
@@ -143,20 +169,32 @@ def _fetch_with_retries(
 
 
 def _fetch_once(
-    source: str | Path, expected: ExpectedFile, destination: Path, bar: tqdm, timeout_seconds: float
+    source: urllib.request.Request | Path,
+    expected: ExpectedFile,
+    destination: Path,
+    bar: tqdm,
+    timeout_seconds: float,
 ) -> None:
     """One attempt: stream into a temp file beside `destination`, renamed only once verified."""
     bar.reset()
+    deadline_seconds = whole_file_deadline(timeout_seconds, expected.bytes)
     with (
-        contextlib.closing(_read_chunks(source, timeout_seconds)) as chunks,
-        atomic_path(destination) as temporary,
-        open(temporary, "wb") as target,
+        contextlib.closing(_read_chunks(source, timeout_seconds, deadline_seconds)) as chunks,
+        atomic_open(destination, "wb") as target,
     ):
         _write_verified(chunks, target, expected, bar)
 
 
-def _source(mirror: str, name: str) -> str | Path:
-    """Where `mirror` keeps `<name>.gz`: a URL for http(s), a local path for file:// or a folder."""
+def whole_file_deadline(timeout_seconds: float, content_bytes: int) -> float:
+    """The seconds one attempt at a file may take in all: `timeout_seconds` to connect, plus
+    `timeout_seconds` per started MiB of its (decompressed) content. At the default 30 s that is
+    60 s for a labels file and 23 minutes for the 47 MB training images (about 35 KB/s)."""
+    return timeout_seconds * (1 + math.ceil(content_bytes / MIB))
+
+
+def _source(mirror: str, name: str) -> urllib.request.Request | Path:
+    """Where `mirror` keeps `<name>.gz`: a request for http(s), with the URL's `user:password@`
+    moved into an Authorization header; a local path for file:// or a folder."""
     file_name = f"{name}.gz"
     if "://" not in mirror:
         return Path(mirror) / file_name
@@ -169,41 +207,96 @@ def _source(mirror: str, name: str) -> str | Path:
             raise _SkipMirror("a file URL needs an absolute path (file:///...); or give a folder")
         return Path(urllib.request.url2pathname(parts.path)) / file_name
     if parts.scheme in ("http", "https"):
-        return mirror.rstrip("/") + "/" + file_name
+        userinfo, _, host = parts.netloc.rpartition("@")
+        if userinfo and parts.password is None:
+            raise _SkipMirror("a URL with a user name needs user:password@ (basic auth)")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/" + file_name
+        request = urllib.request.Request(url)
+        if userinfo:
+            user = urllib.parse.unquote(parts.username or "")
+            password = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            # unredirected: a redirect (perhaps to another host) does not carry the password
+            request.add_unredirected_header("Authorization", f"Basic {token}")
+        return request
     raise _SkipMirror(f"unsupported URL scheme {parts.scheme!r} (use http(s), file or a folder)")
 
 
-def _read_chunks(source: str | Path, timeout_seconds: float) -> Iterator[bytes]:
+def _read_chunks(
+    source: urllib.request.Request | Path, timeout_seconds: float, deadline_seconds: float
+) -> Iterator[bytes]:
     """The raw (compressed) bytes of `source`, with each failure sorted into skip or retry."""
     if isinstance(source, Path):
-        try:
-            with open(source, "rb") as file:
-                yield from iter(lambda: file.read(CHUNK_BYTES), b"")
-        except OSError as error:  # a missing file will not appear on a retry
-            raise _SkipMirror(f"cannot read {source}: {_format_error(error)}") from None
+        yield from _read_local(source)
         return
+    with _Deadline(deadline_seconds) as deadline:
+        yield from _read_url(source, timeout_seconds, deadline)
+
+
+def _read_local(source: Path) -> Iterator[bytes]:
+    """A local mirror's file, which must be a regular file (checked on the open descriptor)."""
     try:
-        response = urllib.request.urlopen(source, timeout=timeout_seconds)
+        # O_NONBLOCK: open() of a FIFO with no writer would otherwise wait for one for ever
+        descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:  # a missing file will not appear on a retry
+        raise _SkipMirror(f"cannot read {source}: {_format_error(error)}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise _SkipMirror(
+            f"cannot read {source}: it is {_file_kind(mode)}, not a regular file "
+            "(a mirror folder holds the .gz files themselves)"
+        )
+    os.set_blocking(descriptor, True)
+    with open(descriptor, "rb") as file:
+        try:
+            yield from iter(lambda: file.read(CHUNK_BYTES), b"")
+        except OSError as error:
+            raise _SkipMirror(f"cannot read {source}: {_format_error(error)}") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO (named pipe)",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a file")
+
+
+def _read_url(
+    request: urllib.request.Request, timeout_seconds: float, deadline: _Deadline
+) -> Iterator[bytes]:
+    received = 0
+    try:
+        response = deadline.opener().open(request, timeout=timeout_seconds)
     except urllib.error.HTTPError as error:
         error.close()
         failure = _RetryMirror if error.code >= 500 else _SkipMirror
         raise failure(f"HTTP {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
+        deadline.check(received)
         raise _RetryMirror(_format_error(error.reason)) from None
     except (OSError, http.client.HTTPException) as error:  # e.g. a timeout awaiting the status line
+        deadline.check(received)
         raise _RetryMirror(_format_error(error)) from None
     except ValueError as error:
         raise _SkipMirror(f"invalid URL ({error})") from None
     with response:
         announced = response.headers.get("Content-Length", "")
-        received = 0
         while True:
             try:
-                chunk = response.read(CHUNK_BYTES)
+                # read1: at most one read from the socket, so the deadline is checked between
+                # pieces however slowly they come (read() waits for a whole CHUNK_BYTES)
+                chunk = response.read1(CHUNK_BYTES)
             except (OSError, http.client.HTTPException) as error:
+                deadline.check(received)
                 raise _RetryMirror(
                     f"{_format_error(error)} {received:,} bytes into the body"
                 ) from None
+            deadline.check(received)
             if not chunk:
                 break
             received += len(chunk)
@@ -213,6 +306,72 @@ def _read_chunks(source: str | Path, timeout_seconds: float) -> Iterator[bytes]:
             raise _RetryMirror(
                 f"connection closed with {received:,} of {int(announced):,} bytes received"
             )
+
+
+class _Deadline:
+    """A whole-file deadline for one attempt: when it passes, every socket the attempt opened
+    (redirects included) is shut down, which ends any read in progress at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def check(self, received: int) -> None:
+        """Raise _SkipMirror if the deadline has passed: a mirror this slow is not retried."""
+        if self.expired:
+            raise _SkipMirror(
+                f"too slow: {received:,} bytes in the {self.seconds:g} s allowed for the "
+                "whole file (download.timeout_seconds, plus as much again per MiB of content)"
+            )
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """urllib's default opener, with every connection it makes watched by this deadline."""
+        deadline = self
+
+        class Watched(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+            def do_open(self, http_class: type, request: urllib.request.Request, **kwargs: object):
+                def connection(host: str, **options: object) -> http.client.HTTPConnection:
+                    made = http_class(host, **options)
+                    connect = made.connect
+
+                    def watched_connect() -> None:
+                        connect()
+                        deadline._watch(made.sock)
+
+                    made.connect = watched_connect
+                    return made
+
+                return super().do_open(connection, request, **kwargs)
+
+        return urllib.request.build_opener(Watched)
+
+    def _watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut_down(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _write_verified(

@@ -2,13 +2,16 @@
 
 Each writer goes to a temp file in the destination's folder and renames it into place only on
 success, so a crash never leaves a plausible half-written file at the final path. A process
-killed outright (SIGKILL, the OOM killer) cannot remove its temp file: the next write of the same
-path does, so a rerun leaves nothing behind.
+killed outright (SIGKILL, the OOM killer) cannot remove its temp file: the temp's name holds the
+writer's process id, so the next write of the same path, or the start of any stage
+(`remove_leftover_temps` on the folders it names), removes it once that process has ended.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import re
@@ -25,23 +28,94 @@ from digits.errors import DigitsError
 
 
 def _temp_prefix(final: Path) -> str:
-    return f".{final.name}."
+    """`.<name>.<pid>.`: mkstemp adds 8 random characters and the suffix `.tmp`."""
+    return f".{final.name}.{os.getpid()}."
+
+
+# `.<name>.<pid>.<8 random characters>.tmp`; names made before the pid was added lack `<pid>.`
+_RANDOM_AND_SUFFIX = r"\.[a-z0-9_]{8}\.tmp"
+_ANY_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>[1-9][0-9]{0,9})" + _RANDOM_AND_SUFFIX)
+
+
+class WriteError(DigitsError):
+    """Writing an output failed (a full disk, a file size limit, a read-only file system)."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line: 'data/processed/train.npz: No space left on device (ENOSPC)'; a temp's path
+    is shown as the output it stands for."""
+    code = errno.errorcode.get(error.errno or 0)
+    text = f"{error.strerror} ({code})" if error.strerror and code else str(error)
+    return f"{shown_path(error.filename)}: {text}" if error.filename is not None else text
+
+
+def shown_path(path: str | bytes | os.PathLike) -> str:
+    """`path` with each temp of an atomic writer in it named as its output:
+    data/.processed.123.abcd1234.tmp/train.npz -> data/processed/train.npz."""
+    parts = Path(os.fsdecode(path)).parts
+    shown = [match["name"] if (match := _ANY_TEMP.fullmatch(p)) else p for p in parts]
+    return str(Path(*shown)) if shown else ""
+
+
+class _NamedFileIO(io.FileIO):
+    """A file whose failed writes say which output they were for, in a WriteError: an OSError
+    from write() names no file, and the writer nearest to it in a `with` is not always it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "w")
+        self.shown = shown_path(path)
+
+    def write(self, data: Any) -> int | None:
+        try:
+            return super().write(data)
+        except OSError as error:
+            raise WriteError(f"cannot write {self.shown}: {describe_os_error(error)}") from error
 
 
 def remove_stale_temps(final: Path) -> None:
-    """Delete the temp files or folders that a killed writer of `final` left beside it.
+    """Delete the temp files or folders that a killed writer of `final` left beside it: those
+    whose process has ended, and those named without a process id (by older code)."""
+    pattern = re.compile(
+        re.escape(f".{final.name}") + r"(?:\.(?P<pid>[1-9][0-9]{0,9}))?" + _RANDOM_AND_SUFFIX
+    )
+    if final.parent.is_dir():
+        _remove_ended(final.parent, pattern)
 
-    They are named like mkstemp's: `.<name>.<8 random characters>.tmp`.
-    """
-    pattern = re.compile(re.escape(_temp_prefix(final)) + r"[a-z0-9_]{8}\.tmp")
-    if not final.parent.is_dir():
-        return
-    for leftover in final.parent.iterdir():
-        if pattern.fullmatch(leftover.name):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+
+def remove_leftover_temps(folder: Path) -> list[Path]:
+    """Delete every atomic writer's temp in `folder` (whatever its final name) whose process
+    has ended, e.g. `data/.processed.<pid>.<random>.tmp` of a preprocess killed by SIGKILL;
+    return what was deleted. A temp of a running process (a stage running beside this one) is
+    kept, and so is anything not named like the writers' temps."""
+    return _remove_ended(folder, _ANY_TEMP) if folder.is_dir() else []
+
+
+def _remove_ended(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    removed = []
+    for leftover in sorted(folder.iterdir()):
+        match = pattern.fullmatch(leftover.name)
+        if not match or (match["pid"] and _running(int(match["pid"]))):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (if the id has been reused since, the
+    temp is kept: never a wrong deletion, at worst a late one)."""
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except OverflowError:  # not a possible process id
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -63,9 +137,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temp file for writing that replaces `path` only when the block succeeds."""
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
-        yield f
+    """Open a temp file for writing ("w" or "wb") that replaces `path` only when the block
+    succeeds; a failed write raises WriteError naming `path`."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes new files: mode 'w' or 'wb', not {mode!r}")
+    with atomic_path(path) as tmp:
+        # what open(tmp, mode) builds, on a file that names `path` when a write fails
+        buffered = io.BufferedWriter(_NamedFileIO(tmp))
+        file = buffered if mode == "wb" else io.TextIOWrapper(buffered, encoding="utf-8")
+        with file:
+            yield file
 
 
 @contextlib.contextmanager
@@ -77,7 +158,15 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     prefix = _temp_prefix(final)
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as error:
+            if error.filename is not None:
+                raise
+            # a write that names no file (e.g. pandas' to_csv into the folder): name the folder
+            raise WriteError(
+                f"cannot write {shown_path(final)}: {describe_os_error(error)}"
+            ) from error
         os.chmod(tmp, 0o755)
         if final.exists():
             # Two renames, then the slow delete: `path` is missing for a moment, not for as long

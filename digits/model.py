@@ -24,7 +24,7 @@ from keras.optimizers.schedules import LearningRateSchedule
 
 from digits.dataset import IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from digits.errors import DigitsError
-from digits.files import atomic_path
+from digits.files import WriteError, atomic_open, describe_os_error
 from digits.keras_archive import normalize_keras_archive
 from digits.params import TrainParams
 
@@ -273,10 +273,15 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     # directory, not beside `path`: a save killed halfway leaves nothing in the workspace.
     with tempfile.TemporaryDirectory(prefix="digits-model-") as scratch:
         raw = Path(scratch) / "model.keras"
-        model.save(raw)
+        try:
+            model.save(raw)
+        except OSError as error:  # e.g. a full system temp directory: say which
+            raise WriteError(
+                f"cannot save the model in {scratch}: {describe_os_error(error)}"
+            ) from error
         normalized = normalize_keras_archive(raw.read_bytes())
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(normalized)
+    with atomic_open(path, "wb") as file:
+        file.write(normalized)
 
 
 def load_model(path: str | os.PathLike[str]) -> keras.Model:

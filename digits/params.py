@@ -146,6 +146,12 @@ SECTIONS: dict[str, type[Section]] = {
 S = TypeVar("S", bound=Section)
 
 
+# The most values (keys, values and collections, an alias counted as often as it repeats its
+# anchor's) a params file may expand to; params.yaml holds about a hundred. tools/
+# check_params_file.py applies it before DVC reads the file.
+MAX_VALUES = 100_000
+
+
 def read_params_file(path: str | os.PathLike[str]) -> dict:
     """Parse params.yaml the way DVC does (ruamel.yaml, YAML 1.2: `1e-3` is a number), with
     duplicate keys rejected rather than silently overwritten."""
@@ -161,7 +167,7 @@ def read_params_file(path: str | os.PathLike[str]) -> dict:
     # An alias repeats its anchor's value without copying it: a 1 KB file of nested aliases
     # ("billion laughs") loads in milliseconds, then takes gigabytes to validate or to print in
     # an error message. Count the values as often as aliases repeat them, up to a bound.
-    max_values = 100_000  # params.yaml holds about a hundred
+    max_values = MAX_VALUES
     pending, count = [data], 0
     while pending:
         value = pending.pop()

@@ -7,11 +7,15 @@ bytes whose pins are computed here.
 
 from __future__ import annotations
 
-import builtins
+import base64
+import contextlib
 import gzip
 import hashlib
+import os
+import re
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +56,9 @@ class Reply:
     body: bytes = GZIPPED
     send_bytes: int | None = None  # send only this much of the body, then hang up
     stall: bool = False  # then send nothing more until the server closes
+    trickle_seconds: float = 0  # send the body one byte at a time, this long apart
+    authorization: str | None = None  # answer 401 unless the request has this header
+    location: str | None = None  # answer a redirect there
     content_type: str = "application/gzip"
 
 
@@ -61,6 +68,7 @@ class MirrorServer:
     def __init__(self) -> None:
         self.scripts: dict[str, list[Reply]] = {}
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []
         self.closing = threading.Event()
         mirror = self
 
@@ -69,6 +77,15 @@ class MirrorServer:
                 mirror.requests.append(self.path)
                 replies = mirror.scripts.get(self.path) or [Reply(404, b"<h1>Not Found</h1>")]
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                mirror.authorizations.append(self.headers.get("Authorization"))
+                if reply.location:
+                    self.send_response(302)
+                    self.send_header("Location", reply.location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if reply.authorization and self.headers["Authorization"] != reply.authorization:
+                    reply = Reply(401, b"<h1>Unauthorized</h1>", content_type="text/html")
                 if reply.stall and reply.send_bytes is None:
                     mirror.closing.wait(10)  # not even a status line
                     return
@@ -76,6 +93,12 @@ class MirrorServer:
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
+                if reply.trickle_seconds:
+                    for byte in reply.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        if mirror.closing.wait(reply.trickle_seconds):
+                            return
                 self.wfile.write(reply.body[: reply.send_bytes])
                 if reply.stall:
                     mirror.closing.wait(10)
@@ -122,6 +145,18 @@ def _no_proxy(monkeypatch):
     # urllib would send 127.0.0.1 requests through a proxy named in the environment
     for variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(variable, raising=False)
+
+
+def wrap_written_files(monkeypatch, wrapper) -> None:
+    """Make every file the download writes `wrapper(the real file)`."""
+    real_atomic_open = download.atomic_open
+
+    @contextlib.contextmanager
+    def wrapped_atomic_open(path, mode):
+        with real_atomic_open(path, mode) as file:
+            yield wrapper(file)
+
+    monkeypatch.setattr(download, "atomic_open", wrapped_atomic_open)
 
 
 def fetch(mirrors, destination, expected=EXPECTED, **options):
@@ -233,23 +268,16 @@ def test_short_content_is_a_size_mismatch(server, tmp_path):
 def test_gzip_bomb_stops_at_the_pinned_size(server, tmp_path, monkeypatch):
     bomb = gzip.compress(bytes(3_000_000), mtime=0)  # about 3 kB that inflate to 3 MB
     written: list[int] = []
-    real_open = builtins.open
 
     class CountingFile:
-        def __init__(self, *args, **kwargs):
-            self.file = real_open(*args, **kwargs)
+        def __init__(self, file):
+            self.file = file
 
         def write(self, data):
             written.append(len(data))
             return self.file.write(data)
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc_info):
-            self.file.close()
-
-    monkeypatch.setattr(download, "open", CountingFile, raising=False)
+    wrap_written_files(monkeypatch, CountingFile)
     message = failure([server.mirror("bomb", NAME, Reply(body=bomb))], tmp_path)
     assert f"decompressed content exceeds the pinned {len(CONTENT):,} bytes" in message
     assert sum(written) <= len(CONTENT)
@@ -306,6 +334,87 @@ def test_timeout_mid_body_is_retried(server, tmp_path):
     assert used == mirror
     assert sleeps == [0.5]
     assert (tmp_path / NAME).read_bytes() == CONTENT
+
+
+def test_a_mirror_that_trickles_is_stopped_by_the_whole_file_deadline(server, tmp_path):
+    # One byte every 1.5 s never trips the 2 s per-read timeout; the whole file would take 6 min
+    trickle = server.mirror("trickle", NAME, Reply(trickle_seconds=1.5))
+    deadline = download.whole_file_deadline(2.0, EXPECTED.bytes)
+    assert deadline == 4.0
+    started = time.monotonic()
+    message = failure([trickle], tmp_path, timeout_seconds=2.0, retries=2)
+    assert time.monotonic() - started < deadline + 2.5  # not retried: too slow is skipped
+    assert re.search(
+        f"{trickle}: too slow: [1-4] bytes in the 4 s allowed for the whole file", message
+    )
+    assert len(server.requests) == 1
+
+
+def test_whole_file_deadline_grows_with_the_content():
+    assert download.whole_file_deadline(30, 28_881) == 60
+    assert download.whole_file_deadline(30, 47_040_016) == 30 * (1 + 45)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_local_mirror_serves_regular_files_only(tmp_path, kind):
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    path = folder / f"{NAME}.gz"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: open() alone would wait for ever
+        expected = "a FIFO (named pipe)"
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # would never end
+        expected = "a character device"
+    else:
+        path.mkdir()
+        expected = "a folder"
+    unblock = threading.Timer(5, lambda: os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK)))
+    if kind == "fifo":  # so that a hang in open() ends (and fails the test) in 5 s
+        unblock.start()
+    started = time.monotonic()
+    message = failure([str(folder)], tmp_path)
+    unblock.cancel()
+    assert time.monotonic() - started < 4
+    assert f"{folder}: cannot read {path}: it is {expected}, not a regular file" in message
+
+
+BASIC = "Basic " + base64.b64encode(b"reader:p@ss word").decode()  # what the server expects
+
+
+def test_a_url_with_user_and_password_sends_basic_auth_and_never_shows_it(server, tmp_path, capsys):
+    url = server.mirror("private", NAME, Reply(authorization=BASIC))
+    with_password = url.replace("http://", "http://reader:p%40ss%20word@")
+    used, _ = fetch([with_password], tmp_path / NAME)
+    assert (tmp_path / NAME).read_bytes() == CONTENT
+    assert server.authorizations == [BASIC]
+    assert used == url.replace("http://", "http://reader:***@")
+    out = capsys.readouterr().out
+    assert f"from {used}" in out
+    assert "p%40ss" not in out
+    assert "p@ss" not in out
+
+
+def test_a_wrong_password_fails_without_showing_it(server, tmp_path):
+    url = server.mirror("private", NAME, Reply(authorization=BASIC))
+    wrong = url.replace("http://", "http://reader:guessed-wrong@")
+    message = failure([wrong], tmp_path)
+    assert f"{url.replace('http://', 'http://reader:***@')}: HTTP 401 Unauthorized" in message
+    assert "guessed-wrong" not in message
+
+
+def test_a_redirect_does_not_carry_the_password(server, tmp_path):
+    target = server.mirror("public", NAME, Reply())
+    url = server.mirror("private", NAME, Reply(location=f"{target}{NAME}.gz"))
+    fetch([url.replace("http://", "http://reader:secret@")], tmp_path / NAME)
+    assert server.authorizations == ["Basic " + base64.b64encode(b"reader:secret").decode(), None]
+
+
+def test_a_url_with_a_user_and_no_password_is_refused(server, tmp_path):
+    url = server.mirror("private", NAME, Reply())
+    message = failure([url.replace("http://", "http://reader@")], tmp_path)
+    assert "a URL with a user name needs user:password@ (basic auth)" in message
+    assert server.requests == []
 
 
 def test_every_mirror_failing_gives_one_message_naming_each(server, refused_url, tmp_path):
@@ -371,15 +480,14 @@ def test_interrupt_mid_write_leaves_no_file(server, tmp_path, monkeypatch):
     content = idx_bytes(2, count=2000)  # 16 kB: several pieces of 1 kB
     mirror = server.mirror("big", NAME, Reply(body=gzip.compress(content, mtime=0)))
     monkeypatch.setattr(download, "CHUNK_BYTES", 1024)
-    real_open = builtins.open
     seen: dict[str, object] = {}
 
     class InterruptedFile:
         """Writes two pieces, then behaves as if Ctrl-C arrived during the third write."""
 
-        def __init__(self, path, mode):
-            self.path = Path(path)
-            self.file = real_open(path, mode)
+        def __init__(self, file):
+            self.file = file
+            self.path = Path(file.raw.name)  # the temp file beside the destination
             self.writes = 0
 
         def write(self, data):
@@ -390,13 +498,7 @@ def test_interrupt_mid_write_leaves_no_file(server, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             return self.file.write(data)
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc_info):
-            self.file.close()
-
-    monkeypatch.setattr(download, "open", InterruptedFile, raising=False)
+    wrap_written_files(monkeypatch, InterruptedFile)
     destination = tmp_path / "out" / NAME
     with pytest.raises(KeyboardInterrupt):
         fetch([mirror], destination, pin(content))

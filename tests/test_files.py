@@ -3,9 +3,15 @@ never unpickle."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import re
 import struct
+import subprocess
+import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -16,12 +22,15 @@ from matplotlib.figure import Figure
 
 from digits.errors import DigitsError
 from digits.files import (
+    WriteError,
     atomic_directory,
     atomic_open,
     atomic_path,
+    describe_os_error,
     load_arrays,
     save_arrays,
     save_figure,
+    shown_path,
     write_json,
 )
 
@@ -224,6 +233,27 @@ def test_the_next_write_removes_a_killed_writers_temp(tmp_path: Path, stale_kind
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*unrelated, "metrics.json"])
 
 
+def test_the_next_write_keeps_the_temp_of_a_writer_still_running(tmp_path: Path) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    killed = tmp_path / f".metrics.json.{int(ended.stdout)}.abcd_123.tmp"  # its process is gone
+    running = tmp_path / f".metrics.json.{os.getpid()}.abcd_123.tmp"  # a writer beside us
+    for path in (killed, running):
+        path.write_text("{half")
+    write_json(tmp_path / "metrics.json", {"accuracy": 1.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "metrics.json"])
+
+
+def test_temp_names_hold_the_writers_process_id(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "out.txt") as tmp:
+        assert re.fullmatch(rf"\.out\.txt\.{os.getpid()}\.[a-z0-9_]{{8}}\.tmp", tmp.name)
+
+
 def test_the_next_folder_write_removes_a_killed_writers_temp_folder(tmp_path: Path) -> None:
     stale = tmp_path / ".plots.abcd_123.tmp"
     stale.mkdir()
@@ -231,6 +261,55 @@ def test_the_next_folder_write_removes_a_killed_writers_temp_folder(tmp_path: Pa
     with atomic_directory(tmp_path / "plots") as folder:
         (folder / "whole.png").write_bytes(b"whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]
+
+
+# --- failed writes ------------------------------------------------------------------------------
+
+
+def test_a_failed_write_names_its_own_output_among_several(tmp_path: Path, monkeypatch) -> None:
+    # An OSError from write() names no file, and in `with a, b:` the writer of b sees a failure
+    # of a's first: each file names itself.
+    full = tmp_path / "full.npz"
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(prefix: str, suffix: str, dir: str) -> tuple[int, str]:
+        if not prefix.startswith(".full.npz."):
+            return real_mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+        path = Path(dir) / f"{prefix}devfull0{suffix}"
+        path.symlink_to("/dev/full")  # every write to it fails with the kernel's ENOSPC
+        return os.open(path, os.O_WRONLY), str(path)
+
+    def write_both() -> None:
+        with atomic_open(full, "wb") as data, atomic_open(tmp_path / "metrics.json") as metrics:
+            metrics.write("{}")
+            data.write(b"x" * 10)
+            data.flush()
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    with pytest.raises(WriteError) as caught:
+        write_both()
+    assert str(caught.value) == f"cannot write {full}: No space left on device (ENOSPC)"
+    assert leftovers(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_describe_os_error_shows_temps_as_their_outputs() -> None:
+    error = OSError(
+        errno.ENOSPC, "No space left on device", "data/.processed.42.abcd1234.tmp/x.npz"
+    )
+    assert describe_os_error(error) == "data/processed/x.npz: No space left on device (ENOSPC)"
+    assert describe_os_error(OSError(errno.EFBIG, "File too large")) == "File too large (EFBIG)"
+    assert shown_path("data/.model.keras.7.a_b_c_d_.tmp") == "data/model.keras"
+    assert shown_path("data/.notes.abcd1234.tmp") == "data/.notes.abcd1234.tmp"
+
+
+def test_atomic_open_takes_only_the_write_modes(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ValueError, match="mode 'w' or 'wb', not 'a'"),
+        atomic_open(tmp_path / "x", "a"),
+    ):
+        pass
+    assert leftovers(tmp_path) == []
 
 
 # --- write_json ---------------------------------------------------------------------------------
