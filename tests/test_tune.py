@@ -42,7 +42,14 @@ def corner_settings(space: tune_space.Space) -> list[list[str]]:
     return found
 
 
-@pytest.mark.parametrize("settings", corner_settings(tune_space.load_space()), ids=str)
+COMMITTED_SPACES = sorted(PROJECT.glob("tools/tune*.yaml"))  # tune.yaml, tune-mlp.yaml
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [s for path in COMMITTED_SPACES for s in corner_settings(tune_space.load_space(path))],
+    ids=str,
+)
 def test_the_committed_space_gives_valid_params(settings: list[str], tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     shutil.copy(PROJECT / "params.yaml", params)
