@@ -425,3 +425,24 @@ def test_patience_longer_than_the_run_still_keeps_the_best_weights(
     assert validation_loss(model, noisy_validation) == pytest.approx(
         history["val_loss"].min(), abs=1e-5
     )
+
+
+def test_batch_norm_statistics_follow_a_short_run(synthetic_data: dict) -> None:
+    """Inference normalises with the moving statistics: after 100 steps they must be the data's,
+    not still mostly the initial variance 1 (Keras' default momentum keeps 37 % of it)."""
+    params = tiny_train_params(
+        architecture="cnn", batch_norm=True, batch_size=12, epochs=4, learning_rate=0.001
+    )
+    images, _ = synthetic_data["train"]  # 300 images: 25 steps per epoch
+
+    model, _ = trained_model(params, synthetic_data)
+
+    norm = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    index = model.layers.index(norm)
+    inputs = keras.Sequential(model.layers[:index])(images).numpy()
+    actual = inputs.var(axis=(0, 1, 2))
+    moving = keras.ops.convert_to_numpy(norm.moving_variance)
+    assert np.all(moving < 3 * actual), (moving, actual)
+    assert np.all(moving > actual / 3), (moving, actual)
