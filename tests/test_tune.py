@@ -4,6 +4,7 @@ being killed, and resumes."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -287,3 +288,27 @@ def test_the_best_trial_becomes_a_table_row_after_the_sweep_rows(
         "| tuner, on validation | `dvc exp run evaluate explore -S train.architecture=cnn "
         "-S 'train.conv_filters=[16,32]' -S train.epochs=12` |"
     )
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "message"),
+    [
+        ("b" * 40, "", "HEAD moved to bbbbbbb during the search of commit aaaaaaa"),
+        ("a" * 40, " M digits/model.py\n", "tracked files changed during the search (digits/"),
+    ],
+)
+def test_no_trial_is_queued_once_the_work_tree_left_the_commit(
+    head: str, status: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = {"rev-parse": head + "\n", "status": status}
+    monkeypatch.setattr(tune, "git", lambda *args: answers[args[0]])
+
+    with pytest.raises(tune_space.TuneError, match=re.escape(message)):
+        tune.check_workspace("a" * 40)
+
+
+def test_a_clean_work_tree_on_the_commit_queues(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {"rev-parse": "a" * 40 + "\n", "status": ""}
+    monkeypatch.setattr(tune, "git", lambda *args: answers[args[0]])
+
+    tune.check_workspace("a" * 40)  # no error

@@ -130,6 +130,24 @@ def tell(study: Any, space: Space, number: int, shown: Shown | None) -> bool:
     return True
 
 
+def check_workspace(commit: str) -> None:
+    """`dvc exp run --queue` takes HEAD and the work tree's changes as they are when a trial is
+    queued: a commit or an edit during the search would slip into the later trials."""
+    head = git("rev-parse", "HEAD").strip()
+    if head != commit:
+        raise TuneError(
+            f"HEAD moved to {head[:7]} during the search of commit {commit[:7]}: no more trials "
+            f"are queued; `git checkout {commit[:7]}` and rerun to resume"
+        )
+    changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
+    if changed:
+        raise TuneError(
+            f"tracked files changed during the search ({', '.join(c[3:] for c in changed[:3])}): "
+            "trials would not be of the commit; no more trials are queued, run the search from "
+            "a clean work tree (a clone or `git worktree add`) and rerun to resume"
+        )
+
+
 def search(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
@@ -153,6 +171,7 @@ def search(args: argparse.Namespace) -> int:
         timed_out = args.timeout is not None and time.monotonic() - started > args.timeout
         queued = False
         while len(in_flight) < args.jobs and left > 0 and not timed_out:
+            check_workspace(study.user_attrs["commit"])
             trial = study.ask()
             name = f"{args.study}-{trial.number}"
             settings = suggest(space, trial)
