@@ -49,7 +49,7 @@ class Network:
     architecture: Literal["mlp", "cnn"] = "mlp"
     hidden_units: tuple[int, ...] = (128, 64)  # mlp: hidden Dense layers; cnn: after the convs
     conv_filters: tuple[int, ...] = (32, 64)  # cnn: one block of 3x3 convolutions per entry
-    convs_per_block: int = 1  # cnn
+    convs_per_block: int | tuple[int, ...] = 1  # cnn: for every block, or one count per block
     batch_norm: bool = True  # cnn: batch normalisation after every convolution
     activation: str = "relu"
     dropout_rate: float = 0.2
@@ -63,7 +63,9 @@ class Network:
             architecture=params.architecture,
             hidden_units=tuple(params.hidden_units),
             conv_filters=tuple(params.conv_filters),
-            convs_per_block=params.convs_per_block,
+            convs_per_block=params.convs_per_block
+            if isinstance(params.convs_per_block, int)
+            else tuple(params.convs_per_block),
             batch_norm=params.batch_norm,
             activation=params.activation,
             dropout_rate=params.dropout_rate,
@@ -136,11 +138,14 @@ BATCH_NORM_MOMENTUM = 0.9
 
 
 def _convolution_blocks(network: Network) -> list[layers.Layer]:
-    """Per conv_filters entry: (3x3 conv -> [batch norm] -> activation) x convs_per_block,
+    """Per conv_filters entry: (3x3 conv -> [batch norm] -> activation) x its convs_per_block,
     then 2x2 max-pooling. (N, 28, 28, 1) -> (N, 28 / 2**blocks, ..., filters)."""
     blocks: list[layers.Layer] = []
-    for block, filters in enumerate(network.conv_filters, start=1):
-        for conv in range(1, network.convs_per_block + 1):
+    counts = network.convs_per_block
+    if isinstance(counts, int):
+        counts = (counts,) * len(network.conv_filters)
+    for block, (filters, count) in enumerate(zip(network.conv_filters, counts, strict=True), 1):
+        for conv in range(1, count + 1):
             name = f"block{block}_conv{conv}"
             blocks.append(
                 layers.Conv2D(

@@ -93,6 +93,9 @@ class AugmentationParams(Section):
     max_zoom: Annotated[float, Field(ge=0, lt=1)]  # fraction: 0.1 zooms between 90% and 110%
 
 
+ConvCount = Annotated[int, Field(ge=1, le=3)]
+
+
 class TrainParams(Section):
     seed: Seed
     architecture: Literal["mlp", "cnn"]
@@ -100,7 +103,9 @@ class TrainParams(Section):
     hidden_units: Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(max_length=8)]
     # cnn only: one block per entry (convs_per_block 3x3 convolutions, then 2x2 max-pooling).
     conv_filters: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(max_length=4)]
-    convs_per_block: Annotated[int, Field(ge=1, le=3)]  # cnn only
+    # cnn only: the same count for every block, or one per conv_filters entry ([1, 2]: a single
+    # convolution at full resolution, where each one costs four times as much as in the next)
+    convs_per_block: ConvCount | Annotated[list[ConvCount], Field(min_length=1, max_length=4)]
     batch_norm: bool  # cnn only: batch normalisation after every convolution
     activation: Literal["relu", "gelu", "tanh", "sigmoid", "elu", "selu"]
     dropout_rate: Annotated[float, Field(ge=0, lt=1)]
@@ -128,6 +133,13 @@ class TrainParams(Section):
             raise ValueError("architecture='mlp' needs at least one entry in hidden_units")
         if self.architecture == "cnn" and not self.conv_filters:
             raise ValueError("architecture='cnn' needs at least one entry in conv_filters")
+        counts = self.convs_per_block
+        if isinstance(counts, list) and len(counts) != len(self.conv_filters):
+            raise ValueError(
+                f"convs_per_block={counts} has {len(counts)} entries for "
+                f"{len(self.conv_filters)} conv_filters entries: give one count per block, "
+                "or a single number for all"
+            )
         return self
 
 

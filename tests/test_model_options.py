@@ -60,7 +60,14 @@ MODELS = {
     "cnn-2-convs-batch-norm": {"architecture": "cnn", "batch_norm": True, "convs_per_block": 2},
     "cnn-2-convs": {"architecture": "cnn", "batch_norm": False, "convs_per_block": 2},
     "cnn-augmented": {"architecture": "cnn", "augmentation": AUGMENTED},
+    "cnn-1-then-2-convs": {"architecture": "cnn", "convs_per_block": [1, 2]},
 }
+
+
+def block_convs(params: TrainParams) -> list[int]:
+    """How many convolutions each block has, by hand."""
+    counts = params.convs_per_block
+    return counts if isinstance(counts, list) else [counts] * len(params.conv_filters)
 
 
 def expected_layers(params: TrainParams) -> list[str]:
@@ -72,8 +79,7 @@ def expected_layers(params: TrainParams) -> list[str]:
     body = []
     if params.architecture == "cnn":
         conv = ["Conv2D", *(["BatchNormalization"] if params.batch_norm else []), "Activation"]
-        block = [*conv * params.convs_per_block, "MaxPooling2D"]
-        body = block * len(params.conv_filters)
+        body = [name for count in block_convs(params) for name in [*conv * count, "MaxPooling2D"]]
     head = ["Dense", "Dropout"] * len(params.hidden_units) + ["Dense"]
     return [*front, *body, "Flatten", *head]
 
@@ -82,8 +88,8 @@ def expected_parameters(params: TrainParams) -> int:
     """Weights, biases and batch-norm statistics (4 per channel), counted by hand."""
     total, size, channels = 0, 28, 1
     if params.architecture == "cnn":
-        for filters in params.conv_filters:
-            for _ in range(params.convs_per_block):
+        for filters, count in zip(params.conv_filters, block_convs(params), strict=True):
+            for _ in range(count):
                 total += 3 * 3 * channels * filters  # kernel
                 total += 4 * filters if params.batch_norm else filters  # norm or bias
                 channels = filters
@@ -107,7 +113,11 @@ def test_build_model_follows_the_params(options: dict) -> None:
     assert model.output_shape == (None, 10)
     assert model.count_params() == expected_parameters(params)
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    expected_filters = [f for f in params.conv_filters for _ in range(params.convs_per_block)]
+    expected_filters = [
+        f
+        for f, count in zip(params.conv_filters, block_convs(params), strict=True)
+        for _ in range(count)
+    ]
     assert [layer.filters for layer in convolutions] == (
         expected_filters if params.architecture == "cnn" else []
     )

@@ -327,6 +327,17 @@ def test_momentum_with_adam_is_rejected() -> None:
     )
 
 
+def test_convs_per_block_gives_one_count_per_block_or_one_for_all() -> None:
+    raw = section("train", conv_filters=[32, 64], convs_per_block=[1, 2])
+    assert parse_section("train", raw, TrainParams).convs_per_block == [1, 2]
+    rejection(
+        "train",
+        section("train", conv_filters=[32, 64], convs_per_block=[1, 2, 2]),
+        "convs_per_block=[1, 2, 2] has 3 entries for 2 conv_filters entries",
+        "one count per block, or a single number for all",
+    )
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
 def test_momentum_with_sgd_and_rmsprop_is_accepted(optimizer: str) -> None:
     raw = section("train", optimizer=optimizer, momentum=0.9)
