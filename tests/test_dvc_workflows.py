@@ -660,7 +660,7 @@ def test_the_documented_sweep_fits_120_columns(project: Project):
     try:
         for name in sweep.EXPERIMENTS:
             output = project.dvc(*sweep.command(name)[1:], "-S", "train.epochs=1")
-            # (cnn-augmented-14 at one epoch is cnn-augmented at one epoch: nothing reruns.)
+            # (app-model at one epoch may equal another row at one epoch: then nothing reruns.)
             ran = set(re.findall(r"^Running stage '([^']+)'", output, re.MULTILINE))
             assert not ran & {TRAIN_APP, EVALUATE_APP}, f"{name} retrained the app model"
             assert tree_digest(project.root / "data/app-model") == app_outputs, name

@@ -15,7 +15,10 @@ The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per ex
 
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
 train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`
-after a local queue, or from each CI job's timing file (never from a tracked output).
+after a local queue, or from each CI job's timing file (never from a tracked output). `table`
+writes them twice: as the docs' Markdown table and as docs/experiments.json, one record per row
+(name -> settings, scores, parameters, seconds, epochs, runner, command), which the app-model
+pipeline's card-app stage reads for the app's training time.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tools.sweep import EXPERIMENTS, SHOW, command
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_PAGE = ROOT / "docs" / "experiments.md"  # the table lives between its markers
+TABLE_RECORDS = ROOT / "docs" / "experiments.json"  # the same rows, machine-readable
 START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
 # What the table says for timings read back with `dvc queue logs`: this machine's queue.
 LOCAL_RUNNER = f"local queue, {os.cpu_count()} cores"
@@ -160,8 +165,8 @@ def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
     return found
 
 
-def table_row(name: str, data: dict, timing: Timing) -> str:
-    """One table row from `dvc exp show --json` data and the run's Timing.
+def row_record(name: str, data: dict, timing: Timing) -> dict[str, Any]:
+    """One row's record from `dvc exp show --json` data and the run's Timing.
 
     The timing must be this run's: a queue task or timing file left over from an earlier run of
     the same name would give another run's time, so its epochs and parameter count must match.
@@ -175,13 +180,29 @@ def table_row(name: str, data: dict, timing: Timing) -> str:
             f"{train['parameters']:,}): remove the stale task with `dvc queue remove <task>` "
             "or the stale timing file"
         )
-    description = EXPERIMENTS[name].description
-    reproduce = shlex.join(part for part in command(name) if part not in ("-n", name))
+    return {
+        "description": EXPERIMENTS[name].description,
+        "settings": EXPERIMENTS[name].settings,
+        "test_accuracy": test["accuracy"],
+        "macro_f1": test["macro"]["f1"],
+        **asdict(timing),
+        "reproduce": shlex.join(part for part in command(name) if part not in ("-n", name)),
+    }
+
+
+def format_row(name: str, record: Mapping[str, Any]) -> str:
+    """A record as a line of the Markdown table."""
     return (
-        f"| {name}: {description} | {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
-        f"| {timing.parameters:,} | {timing.seconds:.0f} s ({timing.epochs} epochs) "
-        f"| {timing.runner} | `{reproduce}` |"
+        f"| {name}: {record['description']} | {record['test_accuracy']:.4f} "
+        f"| {record['macro_f1']:.4f} | {record['parameters']:,} "
+        f"| {record['seconds']:.0f} s ({record['epochs']} epochs) | {record['runner']} "
+        f"| `{record['reproduce']}` |"
     )
+
+
+def table_row(name: str, data: dict, timing: Timing) -> str:
+    """One table row from `dvc exp show --json` data and the run's Timing."""
+    return format_row(name, row_record(name, data, timing))
 
 
 HEADER = [
@@ -191,14 +212,16 @@ HEADER = [
 ]
 
 
-def table_rows(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str, str]:
-    """name -> table row for each timed experiment, in the sweep's order."""
+def table_records(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str, dict]:
+    """name -> record for each timed experiment, in the sweep's order."""
     found = experiments_by_name(shown)
     missing = [name for name in timings if name not in found]
     if missing:
         raise SystemExit(f"not in `dvc exp show` (run, or pull, them first): {missing}")
     return {
-        name: table_row(name, found[name], timings[name]) for name in EXPERIMENTS if name in timings
+        name: row_record(name, found[name], timings[name])
+        for name in EXPERIMENTS
+        if name in timings
     }
 
 
@@ -209,18 +232,34 @@ def readme_rows(text: str) -> dict[str, str]:
     return {line[2:].split(":", 1)[0]: line for line in inside.strip().splitlines()[len(HEADER) :]}
 
 
+def read_records(path: Path) -> dict[str, dict]:
+    """name -> record of each row in the table's JSON file ({} if there is none yet)."""
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))["experiments"]
+
+
+def write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
 def write_table(timings: Mapping[str, Timing]) -> None:
-    """The table with a new row for each timed experiment; the other rows as they were."""
+    """The table and its records with a new row for each timed experiment; the other rows as
+    they were. Rows of experiments no longer in the sweep are dropped."""
     text = TABLE_PAGE.read_text(encoding="utf-8")
-    rows = {**readme_rows(text), **table_rows(exp_show(), timings)}
-    missing = [name for name in EXPERIMENTS if name not in rows]
+    records = {**read_records(TABLE_RECORDS), **table_records(exp_show(), timings)}
+    missing = [name for name in EXPERIMENTS if name not in records]
     if missing:
         raise SystemExit(f"no row and no timing for {missing}")
-    table = "\n".join([*HEADER, *(rows[name] for name in EXPERIMENTS)])
+    records = {name: records[name] for name in EXPERIMENTS}
+    table = "\n".join([*HEADER, *(format_row(name, records[name]) for name in records)])
     before, rest = text.split(START)
     _, after = rest.split(END)
-    TABLE_PAGE.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
-    print(f"rewrote the experiments table in {TABLE_PAGE}")
+    write_atomically(TABLE_RECORDS, json.dumps({"experiments": records}, indent=2) + "\n")
+    write_atomically(TABLE_PAGE, f"{before}{START}\n{table}\n{END}{after}")
+    print(f"rewrote the experiments table in {TABLE_PAGE} and {TABLE_RECORDS}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -275,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             timings = {name: queue_timing(name) for name in args.names or EXPERIMENTS}
         if args.print:
-            print("\n".join([*HEADER, *table_rows(exp_show(), timings).values()]))
+            records = table_records(exp_show(), timings)
+            print("\n".join([*HEADER, *(format_row(n, r) for n, r in records.items())]))
         else:
             write_table(timings)
     return 0
