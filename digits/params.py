@@ -52,6 +52,7 @@ class DatasetSource(Section):
 
     mirrors: Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1)]
     files: dict[str, ExpectedFile]
+    licence: Annotated[str, StringConstraints(min_length=1)]  # its authors and terms, for cards
 
     @model_validator(mode="after")
     def _all_four_files(self) -> DatasetSource:

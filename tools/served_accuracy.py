@@ -31,12 +31,10 @@ from digits.app.images import ImageError
 from digits.app.samples import (
     Cases,
     Picture,
-    drawn_cases,
     mnist_cases,
+    other_handwriting_cases,
     png_bytes,
-    printed_cases,
     scribble_cases,
-    uci_cases,
 )
 from digits.app.scoring import Answer, Reader, naive_pixels, not_a_digit_rates, score
 from digits.dataset import split_path
@@ -145,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     require_models(args.compare)
     rng = np.random.default_rng(1)  # the same pictures on every run
-    cases = {**drawn_cases(rng, args.per_digit), **printed_cases(), **uci_cases()}
+    cases = other_handwriting_cases(rng, args.per_digit)
     if args.mnist.is_file():
         with np.load(args.mnist) as split:
             cases.update(
