@@ -1,4 +1,4 @@
-"""Stage card-app: the app's model and what was measured of it -> its folder with a model card.
+"""Stage card_app: the app's model and what was measured of it -> its folder with a card.
 
     <card>/model.keras     a copy of --model
     <card>/model.json      digits.card.model_card: artifact name, md5, parameters, recipe,

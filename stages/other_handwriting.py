@@ -1,4 +1,4 @@
-"""Stage other-handwriting: a model -> its accuracy on handwriting that is not MNIST (JSON).
+"""Stage other_handwriting: a model -> its accuracy on handwriting that is not MNIST (JSON).
 
 The pictures are digits.app.samples', read the way the app reads them (digits.app.scoring: the
 app's preprocessing, then the model): scikit-learn's bundled UCI scans (1,797 8x8 scans of 43
