@@ -19,7 +19,7 @@ from helpers.pipeline import TINY_TRAIN, train_argv, write_params
 from digits.params import SECTIONS, load_section
 from stages import train
 from stages._cli import run
-from tools import experiments, sweep
+from tools import experiment_records, experiments, sweep
 
 PROJECT = Path(__file__).parents[1]
 
@@ -113,7 +113,7 @@ def test_table_row_reads_the_train_stage_log(
     epochs, seconds, parameters = log
     assert (epochs, parameters) == (train_metrics["epochs"], train_metrics["parameters"])
     assert seconds > 0
-    timing = experiments.Timing(*log, runner="local queue, 2 cores")
+    timing = experiment_records.Timing(*log, runner="local queue, 2 cores")
     row = experiments.table_row("notebook-mlp", data, timing)
     assert row.startswith("| notebook-mlp: the notebook's MLP (the defaults) | 0.5000 | 0.2500 |")
     assert row.endswith(
@@ -122,7 +122,7 @@ def test_table_row_reads_the_train_stage_log(
     )
     assert row.count("|") == experiments.HEADER[0].count("|")
 
-    stale = experiments.Timing(epochs + 1, seconds, parameters, "ubuntu-24.04")
+    stale = experiment_records.Timing(epochs + 1, seconds, parameters, "ubuntu-24.04")
     with pytest.raises(SystemExit, match=r"another run's .* `dvc queue remove"):
         experiments.table_row("notebook-mlp", data, stale)
 
@@ -155,7 +155,9 @@ def test_the_matrix_has_a_job_per_selected_experiment_on_its_runner() -> None:
 
 
 def test_timing_files_round_trip(tmp_path: Path) -> None:
-    timing = experiments.Timing(epochs=2, seconds=3.5, parameters=12730, runner="ubuntu-24.04")
+    timing = experiment_records.Timing(
+        epochs=2, seconds=3.5, parameters=12730, runner="ubuntu-24.04"
+    )
     (tmp_path / "cnn.json").write_text(
         json.dumps({"name": "cnn", **dataclasses.asdict(timing)}), encoding="utf-8"
     )
@@ -196,25 +198,25 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     }
     shown = [{"experiments": [{"revs": [{"name": "cnn", "data": {"metrics": metrics}}]}]}]
     records = tmp_path / "experiments.json"
-    shutil.copy(experiments.TABLE_RECORDS, records)
+    shutil.copy(experiment_records.TABLE_RECORDS, records)
     monkeypatch.setattr(experiments, "TABLE_PAGE", readme)
     monkeypatch.setattr(experiments, "TABLE_RECORDS", records)
     monkeypatch.setattr(experiments, "exp_show", lambda: shown)
     before = experiments.readme_rows(readme.read_text(encoding="utf-8"))
 
-    experiments.write_table({"cnn": experiments.Timing(15, 99.4, 421930, "ubuntu-24.04")})
+    experiments.write_table({"cnn": experiment_records.Timing(15, 99.4, 421930, "ubuntu-24.04")})
 
     after = experiments.readme_rows(readme.read_text(encoding="utf-8"))
     assert list(after) == list(sweep.EXPERIMENTS)
     assert after["cnn"].startswith("| cnn: CNN | 0.9900 | 0.9800 | 421,930 | 99 s (15 epochs) ")
     assert "| ubuntu-24.04 |" in after["cnn"]
-    assert experiments.read_records(records)["cnn"]["seconds"] == 99.4
-    assert experiments.read_records(records)["cnn"]["runner"] == "ubuntu-24.04"
+    assert experiment_records.read_records(records)["cnn"]["seconds"] == 99.4
+    assert experiment_records.read_records(records)["cnn"]["runner"] == "ubuntu-24.04"
     assert {name: row for name, row in after.items() if name != "cnn"} == {
         name: row for name, row in before.items() if name != "cnn"
     }
     with pytest.raises(SystemExit, match=r"not in `dvc exp show`.*\['tuned-mlp'\]"):
-        experiments.write_table({"tuned-mlp": experiments.Timing(30, 1.0, 535818, "x")})
+        experiments.write_table({"tuned-mlp": experiment_records.Timing(30, 1.0, 535818, "x")})
 
 
 def test_table_with_names_re_times_only_those_rows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,7 +297,7 @@ def test_the_plan_job_needs_the_standard_library_only() -> None:
 def test_the_table_s_records_are_its_rows() -> None:
     """docs/experiments.json, written by `table` with the Markdown table, holds the same rows:
     one record each, rendering as the table's line."""
-    records = experiments.read_records(experiments.TABLE_RECORDS)
+    records = experiment_records.read_records(experiment_records.TABLE_RECORDS)
     rows = experiments.readme_rows(experiments.TABLE_PAGE.read_text(encoding="utf-8"))
     assert list(records) == list(rows) == list(sweep.EXPERIMENTS)
     for name, record in records.items():

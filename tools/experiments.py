@@ -17,8 +17,8 @@ The table's numbers come only from `dvc exp show --json` (params and metrics) an
 train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`
 after a local queue, or from each CI job's timing file (never from a tracked output). `table`
 writes them twice: as the docs' Markdown table and as docs/experiments.json, one record per row
-(name -> settings, scores, parameters, seconds, epochs, runner, command), which the app-model
-pipeline's card-app stage reads for the app's training time.
+(tools/experiment_records.py), which the app-model pipeline's card-app stage reads for the app's
+training time.
 """
 
 from __future__ import annotations
@@ -31,15 +31,21 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tools.experiment_records import (
+    TABLE_RECORDS,
+    Timing,
+    read_records,
+    row_record,
+    write_atomically,
+)
 from tools.sweep import EXPERIMENTS, SHOW, command
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_PAGE = ROOT / "docs" / "experiments.md"  # the table lives between its markers
-TABLE_RECORDS = ROOT / "docs" / "experiments.json"  # the same rows, machine-readable
 START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
 # What the table says for timings read back with `dvc queue logs`: this machine's queue.
 LOCAL_RUNNER = f"local queue, {os.cpu_count()} cores"
@@ -60,16 +66,6 @@ def parse_training_log(logs: str) -> tuple[int, float, int]:
         raise ValueError("no 'trained N epochs in S s (P parameters)' line")
     epochs, seconds, parameters = found[-1]
     return int(epochs), float(seconds), int(parameters.replace(",", ""))
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How one run of an experiment trained (the train stage's log line), and where."""
-
-    epochs: int
-    seconds: float
-    parameters: int
-    runner: str
 
 
 def queue_timing(name: str) -> Timing:
@@ -165,31 +161,6 @@ def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
     return found
 
 
-def row_record(name: str, data: dict, timing: Timing) -> dict[str, Any]:
-    """One row's record from `dvc exp show --json` data and the run's Timing.
-
-    The timing must be this run's: a queue task or timing file left over from an earlier run of
-    the same name would give another run's time, so its epochs and parameter count must match.
-    """
-    test = data["metrics"]["metrics/evaluate.json"]["data"]["test"]
-    train = data["metrics"]["metrics/train.json"]["data"]
-    if (timing.epochs, timing.parameters) != (train["epochs"], train["parameters"]):
-        raise SystemExit(
-            f"the timing of {name} is another run's ({timing.epochs} epochs, "
-            f"{timing.parameters:,} parameters; the experiment has {train['epochs']} and "
-            f"{train['parameters']:,}): remove the stale task with `dvc queue remove <task>` "
-            "or the stale timing file"
-        )
-    return {
-        "description": EXPERIMENTS[name].description,
-        "settings": EXPERIMENTS[name].settings,
-        "test_accuracy": test["accuracy"],
-        "macro_f1": test["macro"]["f1"],
-        **asdict(timing),
-        "reproduce": shlex.join(part for part in command(name) if part not in ("-n", name)),
-    }
-
-
 def format_row(name: str, record: Mapping[str, Any]) -> str:
     """A record as a line of the Markdown table."""
     return (
@@ -230,19 +201,6 @@ def readme_rows(text: str) -> dict[str, str]:
     _, rest = text.split(START)
     inside, _ = rest.split(END)
     return {line[2:].split(":", 1)[0]: line for line in inside.strip().splitlines()[len(HEADER) :]}
-
-
-def read_records(path: Path) -> dict[str, dict]:
-    """name -> record of each row in the table's JSON file ({} if there is none yet)."""
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8"))["experiments"]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def write_table(timings: Mapping[str, Timing]) -> None:
