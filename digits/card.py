@@ -13,13 +13,14 @@ recipe), `card_text` the Markdown, `read_card` reads model.json back for the app
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from digits.errors import DigitsError
+from digits.params import TrainParams, parse_section
 
 CARD_FILE = "model.json"
 CARD_TEXT_FILE = "MODEL_CARD.md"
@@ -28,12 +29,17 @@ MISREADS_SHOWN = 5
 
 
 def measured_training(
-    records: Mapping[str, Any], row: str, settings: Sequence[str]
+    records: Mapping[str, Any], row: str, recipe: TrainParams
 ) -> dict[str, Any] | None:
     """The training time of the sweep's `row` in the table's records (docs/experiments.json),
-    if that row was measured with these -S `settings`; else None."""
+    if that row trained this very `recipe` (its record's train section); else None."""
     record = (records.get("experiments") or {}).get(row)
-    if not isinstance(record, dict) or record.get("settings") != list(settings):
+    trained = record.get("train") if isinstance(record, dict) else None
+    try:
+        same = parse_section("train", trained, TrainParams) == recipe
+    except DigitsError:
+        same = False
+    if not same:
         return None
     return {key: record[key] for key in ("seconds", "epochs", "runner")} | {"row": row}
 

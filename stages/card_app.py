@@ -7,8 +7,9 @@
 
 The training time is not measured here (the card's bytes must repeat): it is the sweep's row
 --row in --experiments (docs/experiments.json, written by `python -m tools.experiments table`),
-used only when that row was measured with this recipe's settings (the keys where the recipe's
-train section differs from --params' train section); otherwise the card says it was not.
+used only when that row trained this very recipe (its record's train section); otherwise the card
+says it was not. Of --params only download.dataset is read: the data the model was trained on,
+whose licence (--datasets) the card states.
 """
 
 from __future__ import annotations
@@ -33,13 +34,7 @@ from digits.card import (
     model_card,
 )
 from digits.files import atomic_directory, write_json
-from digits.params import (
-    DownloadParams,
-    TrainParams,
-    differing_settings,
-    load_dataset_source,
-    load_section,
-)
+from digits.params import DownloadParams, TrainParams, load_dataset_source, load_section
 from stages._cli import argument_parser, run
 
 NOT_A_DIGIT_RULE = (
@@ -76,10 +71,9 @@ def read_json(path: Path) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     recipe = load_section(args.recipe, "train", TrainParams)
-    settings = differing_settings(load_section(args.params, "train", TrainParams), recipe, "train")
     dataset = load_section(args.params, "download", DownloadParams).dataset
     licence = load_dataset_source(args.datasets, dataset).licence
-    training = measured_training(read_json(args.experiments), args.row, settings)
+    training = measured_training(read_json(args.experiments), args.row, recipe)
     predictions = pd.read_csv(args.predictions)
     actual, predicted = predictions["actual"].to_numpy(), predictions["predicted"].to_numpy()
     md5 = hashlib.md5(args.model.read_bytes(), usedforsecurity=False).hexdigest()

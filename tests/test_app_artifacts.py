@@ -268,10 +268,20 @@ def test_the_training_time_is_the_sweep_s_measurement(clone: Path) -> None:
     )
     (clone / "docs").mkdir()
     shutil.copy(PROJECT / "docs" / "experiments.json", clone / "docs")
+    (clone / "app-model").mkdir(exist_ok=True)
+    shutil.copy(PROJECT / "app-model" / "recipe.yaml", clone / "app-model")
     row = json.loads((PROJECT / "docs/experiments.json").read_text())["experiments"]["app-model"]
     assert app_training_time() == (
         f"{row['seconds']:.0f} s ({row['epochs']} epochs) on {row['runner']} "
         "(docs/experiments.json, row app-model)"
+    )
+
+    recipe = yaml.safe_load((clone / "app-model" / "recipe.yaml").read_text(encoding="utf-8"))
+    recipe["train"]["epochs"] += 1  # a recipe the sweep has not timed yet
+    (clone / "app-model" / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert app_training_time() == (
+        "not timed: the app-model row of docs/experiments.json trained another recipe than "
+        "app-model/recipe.yaml"
     )
 
 

@@ -18,7 +18,6 @@ from digits.card import read_card
 from digits.errors import DigitsError
 from stages import card_app, other_handwriting
 from stages._cli import run
-from tools import sweep
 
 PROJECT = Path(__file__).parents[1]
 
@@ -71,8 +70,8 @@ def test_the_card_folder_holds_the_model_and_its_facts(
     model_file: Path, handwriting: Path, tmp_path: Path
 ) -> None:
     records = tmp_path / "experiments.json"
-    settings = sweep.EXPERIMENTS["app-model"].settings
-    row = {"settings": settings, "seconds": 930.4, "epochs": 14, "runner": "local queue, 2 cores"}
+    recipe = yaml.safe_load((PROJECT / "app-model/recipe.yaml").read_text())["train"]
+    row = {"train": recipe, "seconds": 930.4, "epochs": 14, "runner": "local queue, 2 cores"}
     records.write_text(json.dumps({"experiments": {"app-model": row}}))
     argv = card_argv(tmp_path, model_file, handwriting, records)
 
@@ -87,7 +86,6 @@ def test_the_card_folder_holds_the_model_and_its_facts(
     assert (folder / "model.keras").read_bytes() == model_file.read_bytes()
     card = read_card(folder / "model.json")
     md5 = hashlib.md5(model_file.read_bytes(), usedforsecurity=False).hexdigest()
-    recipe = yaml.safe_load((PROJECT / "app-model/recipe.yaml").read_text())["train"]
     assert card["artifact"] == "digits-recogniser"
     assert card["md5"] == md5
     assert card["parameters"] == 1234
@@ -117,6 +115,13 @@ def test_the_card_folder_holds_the_model_and_its_facts(
     assert run(card_app.main, argv) == 0  # the same bytes again: nothing read from a clock
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    params["train"]["epochs"] += 1  # the pipeline's recipe is not the card's
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    argv[argv.index("--params") + 1] = str(tmp_path / "params.yaml")
+    assert run(card_app.main, argv) == 0
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
 
 def test_a_measurement_of_another_recipe_is_not_the_card_s(
     model_file: Path, handwriting: Path, tmp_path: Path
@@ -124,7 +129,7 @@ def test_a_measurement_of_another_recipe_is_not_the_card_s(
     records = tmp_path / "experiments.json"
     shutil.copy(PROJECT / "docs/experiments.json", records)
     data = json.loads(records.read_text())
-    data["experiments"]["app-model"]["settings"] = ["train.epochs=99"]
+    data["experiments"]["app-model"]["train"]["epochs"] = 99
     records.write_text(json.dumps(data))
 
     assert run(card_app.main, card_argv(tmp_path, model_file, handwriting, records)) == 0

@@ -104,10 +104,11 @@ def test_table_row_reads_the_train_stage_log(
     log = experiments.parse_training_log(capsys.readouterr().out)
     train_metrics = json.loads((out / "metrics" / "train.json").read_text(encoding="utf-8"))
     data = {
+        "params": {"params.yaml": {"data": {"train": TINY_TRAIN}}},
         "metrics": {
             "metrics/train.json": {"data": train_metrics},
             "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.5, "macro": {"f1": 0.25}}}},
-        }
+        },
     }
 
     epochs, seconds, parameters = log
@@ -196,7 +197,9 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
         "metrics/train.json": {"data": {"epochs": 15, "parameters": 421930}},
         "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.99, "macro": {"f1": 0.98}}}},
     }
-    shown = [{"experiments": [{"revs": [{"name": "cnn", "data": {"metrics": metrics}}]}]}]
+    params = {"params.yaml": {"data": {"train": {"architecture": "cnn", "epochs": 15}}}}
+    data = {"metrics": metrics, "params": params}
+    shown = [{"experiments": [{"revs": [{"name": "cnn", "data": data}]}]}]
     records = tmp_path / "experiments.json"
     shutil.copy(experiment_records.TABLE_RECORDS, records)
     monkeypatch.setattr(experiments, "TABLE_PAGE", readme)
@@ -212,6 +215,7 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     assert "| ubuntu-24.04 |" in after["cnn"]
     assert experiment_records.read_records(records)["cnn"]["seconds"] == 99.4
     assert experiment_records.read_records(records)["cnn"]["runner"] == "ubuntu-24.04"
+    assert experiment_records.read_records(records)["cnn"]["train"]["architecture"] == "cnn"
     assert {name: row for name, row in after.items() if name != "cnn"} == {
         name: row for name, row in before.items() if name != "cnn"
     }
@@ -294,7 +298,7 @@ def test_the_plan_job_needs_the_standard_library_only() -> None:
     assert [job["name"] for job in json.loads(done.stdout)["include"]] == list(sweep.EXPERIMENTS)
 
 
-def test_the_table_s_records_are_its_rows() -> None:
+def test_the_table_s_records_are_its_rows(tmp_path: Path) -> None:
     """docs/experiments.json, written by `table` with the Markdown table, holds the same rows:
     one record each, rendering as the table's line."""
     records = experiment_records.read_records(experiment_records.TABLE_RECORDS)
@@ -303,3 +307,8 @@ def test_the_table_s_records_are_its_rows() -> None:
     for name, record in records.items():
         assert experiments.format_row(name, record) == rows[name]
         assert record["settings"] == sweep.EXPERIMENTS[name].settings, name
+        params = tmp_path / f"{name}.yaml"
+        shutil.copy(PROJECT / "params.yaml", params)
+        apply_overrides(params, record["settings"])
+        trained = yaml.safe_load(params.read_text(encoding="utf-8"))["train"]
+        assert record["train"] == trained, f"{name}: its train section is not its settings'"

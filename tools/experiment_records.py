@@ -1,10 +1,11 @@
 """docs/experiments.json: the sweep's table as records, one per row, for programs.
 
 `python -m tools.experiments table` writes it with the Markdown table in docs/experiments.md
-(the same rows): name -> description, settings (the -S values), test accuracy, macro F1,
-parameters, seconds, epochs, runner (where it trained) and the command that reproduces it. The
-app-model pipeline's card-app stage and the app's missing-model message read the app-model
-row's training time from it. Standard library only, like tools/sweep.py (the plan job).
+(the same rows): name -> description, settings (the -S values), train (the train section they
+trained, from `dvc exp show`), test accuracy, macro F1, parameters, seconds, epochs, runner
+(where it trained) and the command that reproduces it. The app-model pipeline's card-app stage
+reads the app-model row's training time from it when that row trained the app's recipe, and so
+does the app's missing-model message. Standard library only, like tools/sweep.py (the plan job).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def row_record(name: str, data: dict, timing: Timing) -> dict[str, Any]:
     return {
         "description": EXPERIMENTS[name].description,
         "settings": EXPERIMENTS[name].settings,
+        "train": data["params"]["params.yaml"]["data"]["train"],  # what these settings trained
         "test_accuracy": test["accuracy"],
         "macro_f1": test["macro"]["f1"],
         **asdict(timing),

@@ -27,8 +27,9 @@ from typing import Any
 
 import yaml
 
-from digits.card import CARD_FILE, MODEL_FILE, read_card, training_text
+from digits.card import CARD_FILE, MODEL_FILE, measured_training, read_card, training_text
 from digits.errors import DigitsError
+from digits.params import TrainParams, load_section
 
 SHORT_MD5 = 8  # hex digits of the md5 shown as the version
 APP_FOLDER = Path("data/app-model/recogniser")  # the digits-recogniser artifact
@@ -36,6 +37,7 @@ APP_MODEL_FILE = APP_FOLDER / MODEL_FILE
 # The sweep's measurements (python -m tools.experiments table), for the app's training time.
 EXPERIMENT_RECORDS = Path("docs/experiments.json")
 APP_ROW = "app-model"
+APP_RECIPE = Path("app-model/recipe.yaml")  # what train-app trains
 
 
 @dataclass(frozen=True)
@@ -84,15 +86,19 @@ CARD_STAGE = "card-app"
 GET_PIPELINE_MODEL = "`make repro` or `dvc pull`"
 
 
-def app_training_time(records: Path = EXPERIMENT_RECORDS) -> str:
-    """How long the app's model trained when the sweep last measured its row: '930 s (14
-    epochs) on local queue, 2 cores (docs/experiments.json, row app-model)'."""
+def app_training_time(records: Path = EXPERIMENT_RECORDS, recipe: Path = APP_RECIPE) -> str:
+    """How long the app's model trained when the sweep last measured its row, if that row
+    trained the recipe in `recipe`: '930 s (14 epochs) on local queue, 2 cores
+    (docs/experiments.json, row app-model)'."""
     try:
-        row = json.loads(records.read_text(encoding="utf-8"))["experiments"][APP_ROW]
-        measured = training_text(row)
-    except (OSError, ValueError, KeyError, TypeError):
+        measured = json.loads(records.read_text(encoding="utf-8"))
+        train = load_section(recipe, "train", TrainParams)
+    except (OSError, ValueError, DigitsError):
         return f"its training time is the {APP_ROW} row of {records} in a clone"
-    return f"{measured} ({records}, row {APP_ROW})"
+    training = measured_training(measured, APP_ROW, train) if isinstance(measured, dict) else None
+    if training is None:
+        return f"not timed: the {APP_ROW} row of {records} trained another recipe than {recipe}"
+    return f"{training_text(training)} ({records}, row {APP_ROW})"
 
 
 def get_app_model() -> str:
