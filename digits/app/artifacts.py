@@ -111,8 +111,15 @@ def get_app_model() -> str:
 
 def model_file(given: Path) -> Path:
     """--model as a .keras file: a folder (the recogniser's, with its card) stands for the
-    model.keras inside it."""
-    return given / MODEL_FILE if given.is_dir() else given
+    model.keras inside it; DigitsError if a folder has none."""
+    if not given.is_dir():
+        return given
+    if not (given / MODEL_FILE).is_file():
+        raise DigitsError(
+            f"{given}: not a .keras file, nor a folder with a {MODEL_FILE} in it (as "
+            f"{APP_FOLDER} holds, with its model card)"
+        )
+    return given / MODEL_FILE
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ COPIED = (
     "tools/__init__.py",
     "tools/verify_outputs.py",
     "tools/experiments.py",
+    "tools/experiment_records.py",
     "tools/sweep.py",
     "docs/experiments.json",
     "dvc.yaml",
