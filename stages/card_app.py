@@ -55,7 +55,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--predictions", type=Path, required=True, help="evaluate stage's predictions.csv"
     )
     parser.add_argument(
-        "--other-handwriting", type=Path, required=True, help="other-handwriting stage's JSON"
+        "--other-handwriting", type=Path, required=True, help="other-handwriting's metrics JSON"
+    )
+    parser.add_argument(
+        "--other-handwriting-pictures", type=Path, required=True, help="and its counts JSON"
     )
     parser.add_argument("--experiments", type=Path, required=True, help="the sweep's records")
     parser.add_argument("--row", required=True, help="the recipe's row in --experiments")
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     training = measured_training(read_json(args.experiments), args.row, recipe)
     predictions = pd.read_csv(args.predictions)
     actual, predicted = predictions["actual"].to_numpy(), predictions["predicted"].to_numpy()
+    accuracy = read_json(args.other_handwriting)
+    pictures = read_json(args.other_handwriting_pictures)
     md5 = hashlib.md5(args.model.read_bytes(), usedforsecurity=False).hexdigest()
     card = model_card(
         artifact=args.name,
@@ -85,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         test=read_json(args.test_metrics)["test"],
         test_images=len(predictions),
         misread=misreads(actual, predicted),
-        other_handwriting=read_json(args.other_handwriting),
+        other_handwriting={
+            name: scores | {"pictures": pictures[name]} for name, scores in accuracy.items()
+        },
         training=training,
         dataset=dataset,
         licence=licence,

@@ -22,26 +22,37 @@ from stages._cli import run
 PROJECT = Path(__file__).parents[1]
 
 
+def handwriting_argv(model_file: Path, folder: Path) -> list[str]:
+    return [
+        *("--model", str(model_file)),
+        *("--metrics", str(folder / "other-handwriting.json")),
+        *("--pictures", str(folder / "other-handwriting-pictures.json")),
+    ]
+
+
 @pytest.fixture(scope="module")
 def handwriting(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("other") / "other-handwriting.json"
-    assert run(other_handwriting.main, ["--model", str(model_file), "--metrics", str(out)]) == 0
+    """The folder of the other-handwriting stage's two files for the tiny model."""
+    out = tmp_path_factory.mktemp("other")
+    assert run(other_handwriting.main, handwriting_argv(model_file, out)) == 0
     return out
 
 
 def test_other_handwriting_scores_each_set_and_repeats_its_bytes(
     handwriting: Path, model_file: Path, tmp_path: Path
 ) -> None:
-    metrics = json.loads(handwriting.read_text(encoding="utf-8"))
-    assert list(metrics) == ["drawn", "printed", "uci_scans"]  # sorted keys: stable bytes
-    assert metrics["uci_scans"]["pictures"] == 1797
-    assert metrics["drawn"]["pictures"] == 3 * 10 * other_handwriting.DRAWN_PER_DIGIT
-    assert metrics["printed"]["pictures"] % 10 == 0
+    metrics = json.loads((handwriting / "other-handwriting.json").read_text(encoding="utf-8"))
+    pictures = json.loads((handwriting / "other-handwriting-pictures.json").read_text())
+    assert list(metrics) == list(pictures) == ["drawn", "printed", "uci_scans"]  # sorted keys
+    assert all(list(scores) == ["accuracy"] for scores in metrics.values())  # 3 metric columns
     assert all(0 <= scores["accuracy"] <= 1 for scores in metrics.values())
+    assert pictures["uci_scans"] == 1797
+    assert pictures["drawn"] == 3 * 10 * other_handwriting.DRAWN_PER_DIGIT
+    assert pictures["printed"] % 10 == 0
 
-    again = tmp_path / "again.json"
-    assert run(other_handwriting.main, ["--model", str(model_file), "--metrics", str(again)]) == 0
-    assert again.read_bytes() == handwriting.read_bytes()
+    assert run(other_handwriting.main, handwriting_argv(model_file, tmp_path)) == 0
+    for name in ("other-handwriting.json", "other-handwriting-pictures.json"):
+        assert (tmp_path / name).read_bytes() == (handwriting / name).read_bytes(), name
 
 
 def card_argv(tmp_path: Path, model_file: Path, handwriting: Path, records: Path) -> list[str]:
@@ -58,7 +69,8 @@ def card_argv(tmp_path: Path, model_file: Path, handwriting: Path, records: Path
         *("--train-metrics", str(tmp_path / "train.json")),
         *("--test-metrics", str(tmp_path / "evaluate.json")),
         *("--predictions", str(tmp_path / "predictions.csv")),
-        *("--other-handwriting", str(handwriting)),
+        *("--other-handwriting", str(handwriting / "other-handwriting.json")),
+        *("--other-handwriting-pictures", str(handwriting / "other-handwriting-pictures.json")),
         *("--experiments", str(records)),
         *("--row", "app-model"),
         *("--datasets", str(PROJECT / "data/datasets.yaml")),
@@ -92,7 +104,12 @@ def test_the_card_folder_holds_the_model_and_its_facts(
     assert card["recipe"] == recipe
     assert card["test"] == {"accuracy": 0.75, "loss": 0.5, "macro": {"f1": 0.7}, "images": 6}
     assert card["misreads"][0] == {"digit": 9, "read_as": 4, "times": 2}
-    assert card["other_handwriting"] == json.loads(handwriting.read_text())
+    metrics = json.loads((handwriting / "other-handwriting.json").read_text())
+    pictures = json.loads((handwriting / "other-handwriting-pictures.json").read_text())
+    assert card["other_handwriting"] == {
+        name: {"accuracy": metrics[name]["accuracy"], "pictures": pictures[name]}
+        for name in metrics
+    }
     assert card["training"] == {
         "seconds": 930.4,
         "epochs": 14,

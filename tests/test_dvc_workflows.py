@@ -97,9 +97,7 @@ def test_nothing_changed_nothing_runs(project: Project):
 
 
 def test_train_param_reruns_train_and_evaluate_only(slower_learning: Repro):
-    # and the app's card: its training time is the sweep row's whose settings are the recipe's
-    # differences from params.yaml's train section.
-    only({"train", "evaluate", CARD_APP}, slower_learning)
+    only({"train", "evaluate"}, slower_learning)
 
 
 def test_evaluate_param_reruns_both_evaluate_stages_only(project: Project):
@@ -647,9 +645,10 @@ def test_exp_show_has_a_readable_number_of_columns(project: Project):
     data = workspace["data"]
     metrics = sum(leaf_count(file["data"]) for file in data["metrics"].values())
     params = sum(leaf_count(file["data"]) for file in data["params"].values())
-    # 18 of the pipeline's, and 6 of the app's other-handwriting metrics (app-model/dvc.yaml
-    # declares them so that `dvc metrics show` and `dvc metrics diff` list them).
-    assert 0 < metrics <= 24, data["metrics"]
+    # 18 of the pipeline's, and the app's accuracy on each of 3 sets of other handwriting
+    # (app-model/dvc.yaml declares them so that `dvc metrics show` and `dvc metrics diff` list
+    # them; their counts of pictures are not metrics).
+    assert 0 < metrics <= 21, data["metrics"]
     assert 0 < params <= 30, data["params"]
     assert list(data["params"]) == ["params.yaml"]
     app_metrics = [path for path in data["metrics"] if "app-model" in path]
