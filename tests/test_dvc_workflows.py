@@ -130,7 +130,8 @@ def test_a_plain_dvc_repro_runs_the_pipeline_and_not_the_app_model(project: Proj
 
         assert result.ran == {"preprocess", "explore", "train", "evaluate"}, result.output
         assert tree_digest(project.root / "data/app-model") == app_model
-        assert set(project.status()) == {TRAIN_APP, EVALUATE_APP}  # data/processed changed
+        # data/processed changed (train-app, evaluate-app), and the recipe the card states
+        assert set(project.status()) == {TRAIN_APP, EVALUATE_APP, CARD_APP}
 
 
 def test_the_app_recipe_reruns_the_app_stages_only(project: Project):
