@@ -201,10 +201,13 @@ def test_editing_the_dataset_sources_reruns_download(project: Project):
         sources = yaml.safe_load((project.root / DATASETS).read_text(encoding="utf-8"))
         sources["mnist"]["mirrors"].append("https://example.invalid/mnist/")
         (project.root / DATASETS).write_text(yaml.safe_dump(sources), encoding="utf-8")
-        assert set(project.status()) == {"download"}
+        # card-app states the dataset's licence, from this file: it reruns, to the same card.
+        assert set(project.status()) == {"download", CARD_APP}
+        card = tree_digest(project.root / "data/app-model/recogniser")
         # Only the mirror list changed: the same verified files, so nothing after download reruns.
         result = project.repro()
-        assert result.ran == {"download"}, result.output
+        assert result.ran == {"download", CARD_APP}, result.output
+        assert tree_digest(project.root / "data/app-model/recogniser") == card
     finally:
         project.reset()
 
