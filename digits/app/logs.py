@@ -108,12 +108,11 @@ class JsonLines(logging.Formatter):
 
 def configure_logging(log_format: str, quiet: bool) -> None:
     """Process-wide, from main: warnings and errors, and unless `quiet` a line per request,
-    to stderr in `log_format` (one of LOG_FORMATS); then `limit_logging`."""
+    to stderr in `log_format` (one of LOG_FORMATS), when logging has no handler yet (as
+    logging.basicConfig); then `limit_logging`."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
+    logging.basicConfig(handlers=[handler], level=logging.WARNING)  # unless set up already
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     limit_logging(quiet)
 
