@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 import pytest
+from helpers.chromium import launched_chromium
 from helpers.threaded_server import running
 
 from digits.app.server import PredictionServer
@@ -310,3 +311,44 @@ def test_docs_load_swagger_ui_from_this_server_only(server: PredictionServer) ->
     assert "frame-ancestors 'none'" in policy
     assert len(headers.get_all("Content-Security-Policy")) == 1
     assert headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.slow
+def test_swagger_ui_renders_offline_under_its_content_security_policy(
+    server: PredictionServer,
+) -> None:
+    """In Chromium with every request outside the server aborted: Swagger UI draws both
+    operations, with no script error and no policy violation (both are console errors)."""
+    with launched_chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_S * 1000)
+        errors: list[str] = []
+        outside: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: errors.append(message.text) if message.type == "error" else None,
+        )
+
+        def route(route, request) -> None:
+            if request.url.startswith(server.url):
+                route.continue_()
+            else:
+                outside.append(request.url)
+                route.abort()
+
+        page.route("**/*", route)
+        page.goto(server.url + "docs")
+        page.wait_for_selector(".opblock-summary-path")
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        title = page.locator(".info .title").inner_text()
+        page.locator(".opblock-summary-path", has_text="/api/predict").click()  # open it
+        page.wait_for_selector(".opblock-body .responses-table")
+        page.locator(".try-out__btn").click()
+        page.wait_for_selector(".opblock-body .execute")
+        page.locator("section.models .json-schema-2020-12-accordion").first.click()  # a schema
+        page.wait_for_selector("section.models .json-schema-2020-12-property")
+    assert {path.strip() for path in paths} == {"/api/predict", "/api/model"}
+    assert title.startswith("digits")
+    assert errors == []
+    assert outside == []
