@@ -187,3 +187,20 @@ def test_the_server_configured_by_variables_alone(model_file: Path, tmp_path: Pa
     access = [entry for entry in entries if entry["logger"] == "uvicorn.access"]
     assert {"path": "/no/such/page", "status": 404, "method": "GET"}.items() <= access[-1].items()
     assert any(entry["path"] == "/readyz" and entry["status"] == 200 for entry in access)
+
+
+def test_help_names_the_model_its_variable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "mounted.keras"
+    path.write_bytes(b"any model")
+    monkeypatch.setenv("DIGITS_MODEL", str(path))
+    with pytest.raises(SystemExit):
+        serve_main(["--help"])
+    assert "Without --model, here ($DIGITS_MODEL): mounted.keras" in capsys.readouterr().out
+    monkeypatch.setenv("DIGITS_MODEL", str(tmp_path / "none.keras"))
+    with pytest.raises(SystemExit):
+        serve_main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Without --model, here: $DIGITS_MODEL: " in help_text
+    assert "none.keras: not a usable Keras model" in help_text

@@ -71,10 +71,12 @@ def package_version() -> str:
 class ModelHelpParser(argparse.ArgumentParser):
     """An argument parser with --version ("digits-predict 0.1.0") whose --help ends with the
     model the command would load here (worked out only when the help is shown: it reads the
-    model file to hash it)."""
+    model file to hash it). With `model_variable`, that variable, when set, names the model
+    before the default does."""
 
-    def __init__(self, prog: str, description: str) -> None:
+    def __init__(self, prog: str, description: str, model_variable: str | None = None) -> None:
         super().__init__(prog=prog, description=description)
+        self.model_variable = model_variable
         self.add_argument(
             "--version",
             action="version",
@@ -83,11 +85,23 @@ class ModelHelpParser(argparse.ArgumentParser):
         )
 
     def format_help(self) -> str:
-        self.epilog = default_model_summary()
+        named = os.environ.get(self.model_variable) if self.model_variable else None
+        self.epilog = default_model_summary(self.model_variable if named else None)
         return super().format_help()
 
 
-def default_model_summary() -> str:
+def default_model_summary(model_variable: str | None = None) -> str:
+    """Which model the command loads here without --model: the one `model_variable` names
+    (when given), else the default."""
+    if model_variable is not None:
+        path = Path(os.environ[model_variable].strip())
+        try:
+            check_model_path(path)
+        except DigitsError as error:
+            return printable(f"Without --model, here: ${model_variable}: {error}.")
+        return printable(
+            f"Without --model, here (${model_variable}): {read_model_info(path).line()}."
+        )
     try:
         choice = default_model()
         check_model_path(choice.path)  # a regular file of bounded size before it is hashed
@@ -290,6 +304,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         description="Serve a page where you draw a digit and watch the model read it. Each "
         "setting may also come from its environment variable, named in its help; the flag "
         "wins.",
+        model_variable=MODEL_VARIABLE,
     )
     parser.add_argument(
         "--model",
