@@ -5,7 +5,6 @@ these tests are about the server, not TensorFlow."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import threading
@@ -17,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import numpy as np
 import pytest
 from helpers.chromium import launched_chromium
-from helpers.threaded_server import running
+from helpers.threaded_server import request, running
 
 from digits.app.server import PredictionServer
 
@@ -59,23 +58,6 @@ def server(model: Model) -> Iterator[PredictionServer]:
     made = PredictionServer(model, "127.0.0.1", 0, log_requests=False, model_info=MODEL_INFO)
     with running(made) as live:
         yield live
-
-
-def request(
-    server: PredictionServer,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, http.client.HTTPMessage, bytes]:
-    host, port = server.server_address[:2]
-    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        connection.close()
 
 
 def get_json(server: PredictionServer, path: str) -> tuple[int, dict]:
