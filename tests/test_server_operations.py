@@ -248,6 +248,23 @@ def test_requests_for_other_host_names_are_refused_before_they_are_counted(
     assert 'status="400"' not in metrics(server)
 
 
+def test_probes_naming_the_containers_address_get_health_and_readiness_only(
+    server: PredictionServer,
+) -> None:
+    """A platform probes the container's own address (Host: 10.1.2.3:8000), which is not a
+    name served: /healthz and /readyz answer it, nothing else does."""
+    probe = {"Host": "10.1.2.3:8000"}
+    status, _, body = request(server, "GET", "/healthz", headers=probe)
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    assert request(server, "GET", "/readyz", headers=probe)[0] == 503  # no warm-up asked for
+    for method, path in [("GET", "/metrics"), ("GET", "/api/model"), ("HEAD", "/healthz")]:
+        status, _, body = request(server, method, path, headers=probe)
+        assert status == 400, path
+    server.warm_up_in_background()
+    assert wait_ready(server)[0] == 200
+    assert request(server, "GET", "/readyz", headers=probe)[0] == 200
+
+
 # --- Swagger UI, offline ----------------------------------------------------------------------
 
 

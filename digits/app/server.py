@@ -41,7 +41,8 @@ measured figures):
 - stopping: SIGTERM or Ctrl+C stops the server within SHUTDOWN_TIMEOUT_S plus one decode.
 
 The server answers only Host names it is served under (loopback names unless told others:
-DNS rebinding), and no page may be framed. It never imports TensorFlow: it is given a
+DNS rebinding; /healthz and /readyz answer any, for a platform's probes), and no page may be
+framed. It never imports TensorFlow: it is given a
 `predict` function, already loaded.
 """
 
@@ -393,11 +394,16 @@ class Workload:
 class AllowedHosts:
     """Starlette's TrustedHostMiddleware deciding, a JSON 400 naming the names served when
     the Host header is not one of them (a page on another site reaching this server through
-    DNS rebinding sends its own site's name)."""
+    DNS rebinding sends its own site's name). GET `any_host_paths` answer any Host: a
+    platform's probes name the container's address, and what they answer (up, ready) tells a
+    page nothing."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: Sequence[str], any_host_paths: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.allowed_hosts = list(allowed_hosts)
+        self.any_host_paths = frozenset(any_host_paths)
         self.check = TrustedHostMiddleware(self._allowed, self.allowed_hosts, www_redirect=False)
 
     @staticmethod
@@ -405,7 +411,9 @@ class AllowedHosts:
         scope["digits.host_allowed"] = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            scope["path"] in self.any_host_paths and scope["method"] == "GET"
+        ):
             await self.app(scope, receive, send)
             return
 
@@ -619,7 +627,9 @@ def make_app(
     # (the Host's 400 too) says it may not be framed. Requests refused for their Host are not
     # counted in the metrics.
     metrics.instrument(app)
-    app.add_middleware(AllowedHosts, allowed_hosts=allowed_hosts)
+    app.add_middleware(
+        AllowedHosts, allowed_hosts=allowed_hosts, any_host_paths=(HEALTH_PATH, READY_PATH)
+    )
     app.add_middleware(NoFraming)
     return app
 
