@@ -42,8 +42,7 @@ measured figures):
 
 The server answers only Host names it is served under (loopback names unless told others:
 DNS rebinding; /healthz and /readyz answer any, for a platform's probes), and no page may be
-framed. It never imports TensorFlow: it is given a
-`predict` function, already loaded.
+framed. It never imports TensorFlow: it is given a `predict` function, already loaded.
 """
 
 from __future__ import annotations
@@ -123,8 +122,9 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 DOCS_PATH = "/docs"
-# Swagger UI 5 (FastAPI's CDN version), as the fastapi-offline package ships it: URL path under
-# /docs/ -> (file in fastapi_offline/static, Content-Type). docs.html and docs.js are ours.
+# Swagger UI 5 (the major version FastAPI takes from its CDN; it reads OpenAPI 3.1), as the
+# fastapi-offline package ships it: URL path -> (file in fastapi_offline/static, Content-Type).
+# The page and its start-up script are ours (digits/app/web/docs.html, docs.js).
 SWAGGER_FILES = {
     f"{DOCS_PATH}/swagger-ui-bundle.js": ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
     f"{DOCS_PATH}/swagger-ui.css": ("swagger-ui.css", "text/css; charset=utf-8"),
