@@ -36,11 +36,24 @@ def committed_app_model_metrics() -> dict[str, str]:
     folder = ROOT / "metrics" / "app-model"
     test = json.loads((folder / "evaluate.json").read_text())["test"]
     train = json.loads((folder / "train.json").read_text())
+    other = json.loads((folder / "other-handwriting.json").read_text())
     return {
         "app's model: test accuracy": f"{test['accuracy']:.4f}",
         "app's model: test macro F1": f"{test['macro']['f1']:.4f}",
         "app's model: parameters": f"{train['parameters']:,}",
+        **{
+            f"app's model: accuracy on {OTHER_HANDWRITING[name]}": f"{scores['accuracy']:.4f}"
+            for name, scores in other.items()
+        },
     }
+
+
+# metrics/app-model/other-handwriting.json's sets, as the README names them
+OTHER_HANDWRITING = {
+    "uci_scans": "UCI scans",
+    "drawn": "drawn digits",
+    "printed": "printed digits",
+}
 
 
 @pytest.mark.parametrize("name", list(committed_metrics()))
