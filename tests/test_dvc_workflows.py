@@ -36,6 +36,7 @@ from helpers.dvc_project import (
     DATASETS,
     DVC_TIMEOUT_S,
     EVALUATE_APP,
+    EXPORT_APP,
     PIPELINE_STAGES,
     PROJECT,
     STAGES,
@@ -94,8 +95,8 @@ def test_nothing_changed_nothing_runs(project: Project):
     only(set(), project.repro())
 
 
-def test_train_param_reruns_train_and_evaluate_only(slower_learning: Repro):
-    only({"train", "evaluate"}, slower_learning)
+def test_train_param_reruns_train_evaluate_and_export_only(slower_learning: Repro):
+    only({"train", "evaluate", "export"}, slower_learning)
 
 
 def test_evaluate_param_reruns_both_evaluate_stages_only(project: Project):
@@ -112,7 +113,8 @@ def test_preprocess_param_reruns_preprocess_and_everything_after(project: Projec
         # dvc status names the stage whose params changed; repro also reruns what depends on it.
         assert set(project.status()) == {"preprocess"}
         only(
-            {"preprocess", "explore", "train", "evaluate", TRAIN_APP, EVALUATE_APP},
+            {"preprocess", "explore", "train", "evaluate", "export"}
+            | {TRAIN_APP, EVALUATE_APP, EXPORT_APP},
             project.repro(),
         )
 
@@ -129,7 +131,7 @@ def test_a_plain_dvc_repro_runs_the_pipeline_and_not_the_app_model(project: Proj
 
         result = parse_repro(project.dvc("repro"), PIPELINE_STAGES)
 
-        assert result.ran == {"preprocess", "explore", "train", "evaluate"}, result.output
+        assert result.ran == {"preprocess", "explore", "train", "evaluate", "export"}, result.output
         assert tree_digest(project.root / "data/app-model") == app_model
         assert set(project.status()) == {TRAIN_APP, EVALUATE_APP}  # data/processed changed
 
@@ -145,7 +147,7 @@ def test_the_app_recipe_reruns_the_app_stages_only(project: Project):
         recipe["train"]["epochs"] = 1
         recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
         assert set(project.status()) == {TRAIN_APP}
-        only({TRAIN_APP, EVALUATE_APP}, project.repro())
+        only({TRAIN_APP, EVALUATE_APP, EXPORT_APP}, project.repro())
         assert model.read_bytes() != before
         train = json.loads((project.root / "metrics/app-model/train.json").read_text())
         assert train["epochs"] == 1
@@ -324,7 +326,7 @@ def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
         # Fix the cause; the next `dvc repro` finishes the job and leaves nothing behind.
         project.git("checkout", "--quiet", "--", INJECTED)
         project.set_params("train", epochs=3)
-        assert project.repro().ran == {"train", "evaluate"}
+        assert project.repro().ran == {"train", "evaluate", "export"}
         assert project.status() == {}
         assert temp_files(project) == []
         train = json.loads((project.root / "metrics/train.json").read_text(encoding="utf-8"))
@@ -564,7 +566,8 @@ def test_exp_run_with_a_param_and_exp_show_lists_it(project: Project):
     try:
         result = project.run(VENV_BIN / "dvc", "exp", "run", "-S", "train.epochs=1")
         # `dvc exp run`, like `dvc repro`, runs the root dvc.yaml: never the app's model.
-        only({"train", "evaluate"}, parse_repro(result.stdout, PIPELINE_STAGES), PIPELINE_STAGES)
+        ran = parse_repro(result.stdout, PIPELINE_STAGES)
+        only({"train", "evaluate", "export"}, ran, PIPELINE_STAGES)
         (name,) = re.findall(r"^Ran experiment\(s\): (\S+)$", result.stdout, re.MULTILINE)
         shown = experiments(project)
         assert name in shown, shown.keys()

@@ -63,8 +63,8 @@ def stage_names(pipeline: str) -> tuple[str, ...]:
 
 
 PIPELINE_STAGES = stage_names("dvc.yaml")  # what a plain `dvc repro` at the root runs
-TRAIN_APP, EVALUATE_APP = stage_names(APP_PIPELINE)
-STAGES = (*PIPELINE_STAGES, TRAIN_APP, EVALUATE_APP)  # `dvc repro --all-pipelines`
+TRAIN_APP, EVALUATE_APP, EXPORT_APP = stage_names(APP_PIPELINE)
+STAGES = (*PIPELINE_STAGES, TRAIN_APP, EVALUATE_APP, EXPORT_APP)  # `dvc repro --all-pipelines`
 DATASETS = Path("data/datasets.yaml")  # the download stage's dataset sources (mirrors, pins)
 # Small enough that `dvc repro` of the whole pipeline takes about 15 s on 2 cores.
 TRAIN_IMAGES, TEST_IMAGES = 300, 100
