@@ -8,6 +8,7 @@ not hyperparameters: they live in their own file (data/datasets.yaml), validated
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -51,6 +52,7 @@ class DatasetSource(Section):
 
     mirrors: Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1)]
     files: dict[str, ExpectedFile]
+    licence: Annotated[str, StringConstraints(min_length=1)]  # its authors and terms, for cards
 
     @model_validator(mode="after")
     def _all_four_files(self) -> DatasetSource:
@@ -235,6 +237,25 @@ def load_section(path: str | os.PathLike[str], name: str, model: type[S]) -> S:
     if name not in data:
         raise ParamsError(f"{path} has no section {name!r}; it has {sorted(data)}")
     return parse_section(name, data[name], model)
+
+
+def differing_settings(base: Section, other: Section, prefix: str) -> list[str]:
+    """`dvc exp run -S` values that turn `base` into `other`: one `prefix.key=value` per leaf
+    whose value differs (nested sections as dotted keys), in `other`'s key order. Values are
+    written as DVC's override grammar reads them: lists as [32,64], booleans as true/false."""
+    return _differing_leaves(base.model_dump(), other.model_dump(), prefix)
+
+
+def _differing_leaves(base: dict, other: dict, prefix: str) -> list[str]:
+    settings = []
+    for key, value in other.items():
+        before, name = base.get(key), f"{prefix}.{key}"
+        if isinstance(value, dict) and isinstance(before, dict):
+            settings += _differing_leaves(before, value, name)
+        elif value != before:
+            text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            settings.append(f"{name}={text}")
+    return settings
 
 
 def load_dataset_source(path: str | os.PathLike[str], dataset: str) -> DatasetSource:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,13 @@ import yaml
 from PIL import Image, ImageDraw
 
 from digits.app.artifacts import (
+    APP_FOLDER,
     APP_MODEL,
-    APP_MODEL_TRAINING_MINUTES,
+    APP_MODEL_FILE,
     PIPELINE_MODEL,
     PROJECT_MODELS,
     ProjectModel,
+    app_training_time,
     default_model,
     read_model_info,
 )
@@ -62,10 +65,20 @@ def make_clone(root: Path, models: dict[ProjectModel, bytes]) -> Path:
             ],
             "outs": [lock_entry(model.metrics, metrics)],
         }
+        if model is APP_MODEL:  # card-app's folder: a copy of the model and its card
+            write_card(root / APP_FOLDER, content, ACCURACY[model])
         lock = {"schema": "2.0", "stages": stages}
         (root / model.lock).parent.mkdir(parents=True, exist_ok=True)
         (root / model.lock).write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
     return root
+
+
+def write_card(folder: Path, content: bytes, accuracy: float) -> None:
+    """The recogniser's folder as card-app writes it (the card's fields the app reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.keras").write_bytes(content)
+    card = {"artifact": "digits-recogniser", "md5": md5(content), "test": {"accuracy": accuracy}}
+    (folder / "model.json").write_text(json.dumps(card), encoding="utf-8")
 
 
 @pytest.fixture
@@ -86,8 +99,12 @@ def test_the_models_are_dvc_yaml_artifacts_made_and_evaluated_by_their_stages() 
     assert {model.artifact for model in PROJECT_MODELS} == set(dvc_yaml["artifacts"])
     assert APP_MODEL.address("train-app") == "app-model/dvc.yaml:train-app"
     assert PIPELINE_MODEL.address("train") == "train"
+    assert dvc_yaml["artifacts"][APP_MODEL.artifact]["path"] == str(APP_FOLDER)
+    assert dvc_yaml["artifacts"][PIPELINE_MODEL.artifact]["path"] == str(PIPELINE_MODEL.path)
+    card = yaml.safe_load((PROJECT / APP_MODEL.pipeline).read_text(encoding="utf-8"))["stages"]
+    assert option(card["card-app"]["cmd"], "--card") == str(APP_FOLDER)
+    assert option(card["card-app"]["cmd"], "--name") == APP_MODEL.artifact
     for model in PROJECT_MODELS:
-        assert dvc_yaml["artifacts"][model.artifact]["path"] == str(model.path)
         stages = yaml.safe_load((PROJECT / model.pipeline).read_text(encoding="utf-8"))["stages"]
         train, evaluate = (stages[s] for s in (model.train_stage, model.evaluate_stage))
         assert option(train["cmd"], "--model") == str(model.path)
@@ -104,11 +121,11 @@ def test_the_models_are_dvc_yaml_artifacts_made_and_evaluated_by_their_stages() 
 def test_a_model_dvc_evaluated_has_its_name_md5_and_test_accuracy(clone: Path) -> None:
     make_clone(clone, {APP_MODEL: b"app model", PIPELINE_MODEL: b"pipeline model"})
 
-    app, pipeline = read_model_info(APP_MODEL.path), read_model_info(PIPELINE_MODEL.path)
+    app, pipeline = read_model_info(APP_MODEL_FILE), read_model_info(PIPELINE_MODEL.path)
 
     assert app.line() == (
-        f"digits-recogniser (data/app-model/model.keras), md5 {md5(b'app model')[:8]}, "
-        "test accuracy 0.9876 (metrics/app-model/evaluate.json)"
+        f"digits-recogniser (data/app-model/recogniser/model.keras), md5 {md5(b'app model')[:8]}"
+        ", test accuracy 0.9876 (model.json)"
     )
     assert pipeline.line() == (
         f"digits-classifier (data/model/model.keras), md5 {md5(b'pipeline model')[:8]}, "
@@ -116,7 +133,7 @@ def test_a_model_dvc_evaluated_has_its_name_md5_and_test_accuracy(clone: Path) -
     )
     assert app.as_json() == {
         "name": "digits-recogniser",
-        "path": "data/app-model/model.keras",
+        "path": "data/app-model/recogniser/model.keras",
         "md5": md5(b"app model"),
         "test_accuracy": 0.9876,
         "description": app.line(),
@@ -191,8 +208,34 @@ def test_a_copy_is_known_by_its_content_and_any_other_file_by_its_name(
     )
     assert read_model_info(other).line() == (
         f"mine.keras ({other}), md5 {md5(b'a model of my own')[:8]}, "
-        "test accuracy unknown: not a model that app-model/dvc.lock or dvc.lock here records"
+        "test accuracy unknown: no model card (model.json) beside it, and not a model that "
+        "app-model/dvc.lock or dvc.lock here records"
     )
+
+
+def test_the_recogniser_folder_outside_a_clone_reports_its_card(
+    clone: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """As `dvc artifacts get REPO digits-recogniser` leaves it: the folder, no dvc.lock."""
+    make_clone(clone, {APP_MODEL: b"app model"})
+    elsewhere = tmp_path_factory.mktemp("downloads")
+    shutil.copytree(clone / APP_FOLDER, elsewhere / "recogniser")
+    (clone / "app-model" / "dvc.lock").unlink()  # nothing of the clone vouches for it
+    model = elsewhere / "recogniser" / "model.keras"
+
+    info = read_model_info(model)
+    assert (info.name, info.accuracy) == ("digits-recogniser", 0.9876)
+    assert info.accuracy_note == "test accuracy 0.9876 (model.json)"
+
+    model.write_bytes(b"another model")  # the card is not this file's
+    stale = read_model_info(model)
+    assert (stale.name, stale.accuracy) == ("model.keras", None)
+    assert stale.accuracy_note == (
+        f"test accuracy unknown: {model.with_name('model.json')} is for md5 "
+        f"{md5(b'app model')[:8]}, not this file"
+    )
+    model.with_name("model.json").write_text("{}", encoding="utf-8")
+    assert "not a model card" in read_model_info(model).accuracy_note
 
 
 # --- the default model ------------------------------------------------------------------------
@@ -200,7 +243,7 @@ def test_a_copy_is_known_by_its_content_and_any_other_file_by_its_name(
 
 def test_the_default_is_the_app_model_when_it_exists(clone: Path) -> None:
     make_clone(clone, {APP_MODEL: b"app model", PIPELINE_MODEL: b"pipeline model"})
-    assert default_model().path == APP_MODEL.path
+    assert default_model().path == APP_MODEL_FILE
     assert default_model().note is None
 
 
@@ -211,11 +254,34 @@ def test_without_the_app_model_the_default_is_the_pipelines_with_a_note(clone: P
 
     assert choice.path == PIPELINE_MODEL.path
     assert choice.note == (
-        "note: the app's model (data/app-model/model.keras) is missing: using the pipeline's "
-        "MLP (data/model/model.keras), which reads handwriting less well. Get the better one "
-        "with `dvc pull app-model/dvc.yaml:train-app` (from the project's DVC remote) or "
-        "`make app-model` (trains "
-        f"it: about {APP_MODEL_TRAINING_MINUTES} minutes on 2 cores)."
+        "note: the app's model (data/app-model/recogniser/model.keras) is missing: using the "
+        "pipeline's MLP (data/model/model.keras), which reads handwriting less well. Get the "
+        "better one with `dvc pull app-model/dvc.yaml:card-app` (from the project's DVC remote) "
+        f"or `make app-model` (trains it: {app_training_time()})."
+    )
+
+
+def test_the_training_time_is_the_sweep_s_measurement(clone: Path) -> None:
+    assert (
+        app_training_time() == "its training time is the app-model row of "
+        "docs/experiments.json in a clone"
+    )
+    (clone / "docs").mkdir()
+    shutil.copy(PROJECT / "docs" / "experiments.json", clone / "docs")
+    (clone / "app-model").mkdir(exist_ok=True)
+    shutil.copy(PROJECT / "app-model" / "recipe.yaml", clone / "app-model")
+    row = json.loads((PROJECT / "docs/experiments.json").read_text())["experiments"]["app-model"]
+    assert app_training_time() == (
+        f"{row['seconds']:.0f} s ({row['epochs']} epochs) on {row['runner']} "
+        "(docs/experiments.json, row app-model)"
+    )
+
+    recipe = yaml.safe_load((clone / "app-model" / "recipe.yaml").read_text(encoding="utf-8"))
+    recipe["train"]["epochs"] += 1  # a recipe the sweep has not timed yet
+    (clone / "app-model" / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert app_training_time() == (
+        "not timed: the app-model row of docs/experiments.json trained another recipe than "
+        "app-model/recipe.yaml"
     )
 
 
@@ -224,8 +290,8 @@ def test_without_either_model_the_error_names_both_and_how_to_get_them(clone: Pa
         default_model()
     message = str(error.value)
     assert message.startswith(
-        "no model: neither data/app-model/model.keras (the app's model: "
-        "`dvc pull app-model/dvc.yaml:train-app`"
+        "no model: neither data/app-model/recogniser/model.keras (the app's model: "
+        "`dvc pull app-model/dvc.yaml:card-app`"
     )
     for words in (
         "`make app-model`",
@@ -257,9 +323,8 @@ def test_predict_loads_the_app_model_by_default_and_says_which(
     out, err = capsys.readouterr()
     assert out.startswith(f"{image}: ")
     assert err == (
-        f"model: digits-recogniser (data/app-model/model.keras), md5 "
-        f"{md5(model_file.read_bytes())[:8]}, test accuracy 0.9876 "
-        "(metrics/app-model/evaluate.json)\n"
+        f"model: digits-recogniser (data/app-model/recogniser/model.keras), md5 "
+        f"{md5(model_file.read_bytes())[:8]}, test accuracy 0.9876 (model.json)\n"
     )
 
     assert predict_main([str(image), "--json"]) == 0
@@ -296,7 +361,9 @@ def test_without_any_model_both_commands_fail_naming_both(
         out, err = capsys.readouterr()
         assert out == ""
         assert err.count("\n") == 1, err
-        assert err.startswith("error: no model: neither data/app-model/model.keras "), err
+        assert err.startswith("error: no model: neither data/app-model/recogniser/model.keras "), (
+            err
+        )
         assert "`make repro` or `dvc pull`" in err
 
 
@@ -327,27 +394,39 @@ def test_help_names_the_model_the_command_would_load(
         with pytest.raises(SystemExit) as stopped:
             main(["--help"])
         assert stopped.value.code == 0
-        return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        # argparse wraps lines, at spaces and after hyphens: compare without any whitespace.
+        return "".join(capsys.readouterr().out.split())
 
-    assert "Without --model, here: no model: neither data/app-model/model.keras" in help_text()
+    def squeezed(text: str) -> str:
+        return "".join(text.split())
+
+    assert squeezed("Without --model, here: no model: neither data/app-model/recogniser/") in (
+        help_text()
+    )
 
     make_clone(clone, {PIPELINE_MODEL: model_file.read_bytes()})
     text = help_text()
-    assert "Without --model, here: digits-classifier (data/model/model.keras), md5 " in text
-    assert "test accuracy 0.9543 (metrics/evaluate.json). note: the app's model" in text
+    assert (
+        squeezed("Without --model, here: digits-classifier (data/model/model.keras), md5") in text
+    )
+    assert squeezed("test accuracy 0.9543 (metrics/evaluate.json). note: the app's model") in text
 
     make_clone(clone, {APP_MODEL: b"app model", PIPELINE_MODEL: model_file.read_bytes()})
     assert (
-        f"Without --model, here: digits-recogniser (data/app-model/model.keras), md5 "
-        f"{md5(b'app model')[:8]}, test accuracy 0.9876 (metrics/app-model/evaluate.json)."
-    ) in help_text()
+        squeezed(
+            "Without --model, here: digits-recogniser (data/app-model/recogniser/model.keras), "
+            f"md5 "
+            f"{md5(b'app model')[:8]}, test accuracy 0.9876 (model.json)."
+        )
+        in help_text()
+    )
 
 
 def test_serve_says_which_model_before_its_url_and_answers_it(
     clone: Path, model_file: Path
 ) -> None:
     make_clone(clone, {APP_MODEL: model_file.read_bytes(), PIPELINE_MODEL: b"not a model"})
-    expected = read_model_info(APP_MODEL.path)
+    expected = read_model_info(APP_MODEL_FILE)
 
     with serving(None, cwd=clone) as server:  # digits-serve --port 0, no --model
         connection = http.client.HTTPConnection(server.host, server.port, timeout=30)

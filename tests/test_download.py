@@ -516,6 +516,7 @@ def stage_argv(tmp_path: Path, mirrors: list[str], files: dict[str, bytes]) -> l
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     sources = {
         "mnist": {
+            "licence": "synthetic digits (no licence needed)",
             "mirrors": mirrors,
             "files": {name: pin(content).model_dump() for name, content in files.items()},
         }

@@ -19,7 +19,7 @@ from helpers.pipeline import TINY_TRAIN, train_argv, write_params
 from digits.params import SECTIONS, load_section
 from stages import train
 from stages._cli import run
-from tools import experiments, sweep
+from tools import experiment_records, experiments, sweep
 
 PROJECT = Path(__file__).parents[1]
 
@@ -104,16 +104,17 @@ def test_table_row_reads_the_train_stage_log(
     log = experiments.parse_training_log(capsys.readouterr().out)
     train_metrics = json.loads((out / "metrics" / "train.json").read_text(encoding="utf-8"))
     data = {
+        "params": {"params.yaml": {"data": {"train": TINY_TRAIN}}},
         "metrics": {
             "metrics/train.json": {"data": train_metrics},
             "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.5, "macro": {"f1": 0.25}}}},
-        }
+        },
     }
 
     epochs, seconds, parameters = log
     assert (epochs, parameters) == (train_metrics["epochs"], train_metrics["parameters"])
     assert seconds > 0
-    timing = experiments.Timing(*log, runner="local queue, 2 cores")
+    timing = experiment_records.Timing(*log, runner="local queue, 2 cores")
     row = experiments.table_row("notebook-mlp", data, timing)
     validation = f"{train_metrics['best']['val_accuracy']:.4f}"
     assert row.startswith(
@@ -125,7 +126,7 @@ def test_table_row_reads_the_train_stage_log(
     )
     assert row.count("|") == experiments.HEADER[0].count("|")
 
-    stale = experiments.Timing(epochs + 1, seconds, parameters, "ubuntu-24.04")
+    stale = experiment_records.Timing(epochs + 1, seconds, parameters, "ubuntu-24.04")
     with pytest.raises(SystemExit, match=r"another run's .* `dvc queue remove"):
         experiments.table_row("notebook-mlp", data, stale)
 
@@ -158,7 +159,9 @@ def test_the_matrix_has_a_job_per_selected_experiment_on_its_runner() -> None:
 
 
 def test_timing_files_round_trip(tmp_path: Path) -> None:
-    timing = experiments.Timing(epochs=2, seconds=3.5, parameters=12730, runner="ubuntu-24.04")
+    timing = experiment_records.Timing(
+        epochs=2, seconds=3.5, parameters=12730, runner="ubuntu-24.04"
+    )
     (tmp_path / "cnn.json").write_text(
         json.dumps({"name": "cnn", **dataclasses.asdict(timing)}), encoding="utf-8"
     )
@@ -202,12 +205,17 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
         },
         "metrics/evaluate.json": {"data": {"test": {"accuracy": 0.99, "macro": {"f1": 0.98}}}},
     }
-    shown = [{"experiments": [{"revs": [{"name": "cnn", "data": {"metrics": metrics}}]}]}]
+    params = {"params.yaml": {"data": {"train": {"architecture": "cnn", "epochs": 15}}}}
+    data = {"metrics": metrics, "params": params}
+    shown = [{"experiments": [{"revs": [{"name": "cnn", "data": data}]}]}]
+    records = tmp_path / "experiments.json"
+    shutil.copy(experiment_records.TABLE_RECORDS, records)
     monkeypatch.setattr(experiments, "TABLE_PAGE", readme)
+    monkeypatch.setattr(experiments, "TABLE_RECORDS", records)
     monkeypatch.setattr(experiments, "exp_show", lambda: shown)
     before = experiments.readme_rows(readme.read_text(encoding="utf-8"))
 
-    experiments.write_table({"cnn": experiments.Timing(15, 99.4, 421930, "ubuntu-24.04")})
+    experiments.write_table({"cnn": experiment_records.Timing(15, 99.4, 421930, "ubuntu-24.04")})
 
     after = experiments.readme_rows(readme.read_text(encoding="utf-8"))
     assert list(after) == list(sweep.EXPERIMENTS)
@@ -215,11 +223,14 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
         "| cnn: CNN | 0.9950 | 0.9900 | 0.9800 | 421,930 | 99 s (15 epochs) "
     )
     assert "| ubuntu-24.04 |" in after["cnn"]
+    assert experiment_records.read_records(records)["cnn"]["seconds"] == 99.4
+    assert experiment_records.read_records(records)["cnn"]["runner"] == "ubuntu-24.04"
+    assert experiment_records.read_records(records)["cnn"]["train"]["architecture"] == "cnn"
     assert {name: row for name, row in after.items() if name != "cnn"} == {
         name: row for name, row in before.items() if name != "cnn"
     }
     with pytest.raises(SystemExit, match=r"not in `dvc exp show`.*\['tuned-mlp'\]"):
-        experiments.write_table({"tuned-mlp": experiments.Timing(30, 1.0, 535818, "x")})
+        experiments.write_table({"tuned-mlp": experiment_records.Timing(30, 1.0, 535818, "x")})
 
 
 def test_table_with_names_re_times_only_those_rows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,3 +244,81 @@ def test_table_with_names_re_times_only_those_rows(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(SystemExit, match=r"not experiments of tools/sweep.py: \['cnm'\]"):
         experiments.main(["table", "cnm"])
+
+
+def test_the_app_model_row_is_computed_from_the_app_recipe(tmp_path: Path) -> None:
+    """The row's -S values are the keys where app-model/recipe.yaml's train section differs
+    from params.yaml's: a changed recipe is a changed row, with nothing restated."""
+    row = sweep.EXPERIMENTS["app-model"]
+    assert row.recipe == PROJECT / "app-model" / "recipe.yaml"
+    recipe = yaml.safe_load(row.recipe.read_text(encoding="utf-8"))["train"]
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))["train"]
+    assert row.settings, "the app's recipe is the pipeline's defaults"
+    for setting in row.settings:
+        key, value = setting.removeprefix("train.").split("=", 1)
+        *sections, leaf = key.split(".")
+        mine, theirs = recipe, params
+        for section in sections:
+            mine, theirs = mine[section], theirs[section]
+        assert yaml.safe_load(value) == mine[leaf] != theirs[leaf], setting
+
+    copy = tmp_path / "recipe.yaml"
+    recipe_file = yaml.safe_load(row.recipe.read_text(encoding="utf-8"))
+    recipe_file["train"]["epochs"] = 3
+    recipe_file["train"]["augmentation"]["max_zoom"] = 0.25
+    recipe_file["train"]["batch_size"] = params["batch_size"]  # now as in params.yaml
+    copy.write_text(yaml.safe_dump(recipe_file, sort_keys=False), encoding="utf-8")
+    changed = row._replace(recipe=copy).settings
+
+    assert "train.epochs=3" in changed
+    assert "train.augmentation.max_zoom=0.25" in changed
+    assert not [s for s in changed if s.startswith("train.batch_size=")]
+    assert {s for s in changed if not s.startswith("train.epochs=")} == {
+        s
+        for s in [*row.settings, "train.augmentation.max_zoom=0.25"]
+        if not s.startswith(("train.epochs=", "train.batch_size="))
+    }
+
+
+def test_no_two_rows_of_the_sweep_train_the_same_recipe(tmp_path: Path) -> None:
+    """The app-model row replaced the row that restated the app's recipe by hand."""
+    seen = {}
+    for name, row in sweep.EXPERIMENTS.items():
+        params = tmp_path / f"{name}.yaml"
+        shutil.copy(PROJECT / "params.yaml", params)
+        apply_overrides(params, row.settings)
+        values = yaml.safe_dump(yaml.safe_load(params.read_text(encoding="utf-8")))
+        assert values not in seen, f"{name} trains the recipe of {seen.get(values)}"
+        seen[values] = name
+
+
+def test_the_plan_job_needs_the_standard_library_only() -> None:
+    """`python -m tools.experiments matrix`, as the sweep workflow's plan job runs it before
+    any install: with no site-packages (-S -I), the app-model row listed all the same."""
+    import subprocess
+    import sys
+
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    done = subprocess.run(
+        [base, "-S", "-c", "import runpy, sys; sys.argv = ['x', 'matrix']; "
+         "runpy.run_module('tools.experiments', run_name='__main__')"],
+        cwd=PROJECT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [job["name"] for job in json.loads(done.stdout)["include"]] == list(sweep.EXPERIMENTS)
+
+
+def test_the_table_s_records_are_its_rows(tmp_path: Path) -> None:
+    """docs/experiments.json, written by `table` with the Markdown table, holds the same rows:
+    one record each, rendering as the table's line."""
+    records = experiment_records.read_records(experiment_records.TABLE_RECORDS)
+    rows = experiments.readme_rows(experiments.TABLE_PAGE.read_text(encoding="utf-8"))
+    assert list(records) == list(rows) == list(sweep.EXPERIMENTS)
+    for name, record in records.items():
+        assert experiments.format_row(name, record) == rows[name]
+        assert record["settings"] == sweep.EXPERIMENTS[name].settings, name
+        params = tmp_path / f"{name}.yaml"
+        shutil.copy(PROJECT / "params.yaml", params)
+        apply_overrides(params, record["settings"])
+        trained = yaml.safe_load(params.read_text(encoding="utf-8"))["train"]
+        assert record["train"] == trained, f"{name}: its train section is not its settings'"

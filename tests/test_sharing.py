@@ -37,9 +37,9 @@ from PIL import Image
 pytestmark = pytest.mark.slow
 
 REMOTE = "storage"  # the DVC remote's name, as the README sets it up
-ARTIFACTS = {  # dvc.yaml's artifacts: entries -> their model files
+ARTIFACTS = {  # dvc.yaml's artifacts: entries -> their paths (a model file, or a folder with one)
     "digits-classifier": "data/model/model.keras",
-    "digits-recogniser": "data/app-model/model.keras",
+    "digits-recogniser": "data/app-model/recogniser",
 }
 BIG_FILE_BYTES = 200 * 2**20  # long enough a push to cut it off halfway
 
@@ -209,9 +209,13 @@ def test_artifacts_get_fetches_the_model_that_loads_and_predicts(
 
     shared.dvc("artifacts", "get", source, artifact, "-o", target, cwd=tmp_path)
 
-    model = target / "model.keras"
-    assert sorted(path.name for path in target.iterdir()) == ["model.keras"]
-    assert model.read_bytes() == (shared.root / ARTIFACTS[artifact]).read_bytes()
+    fetched = target / Path(ARTIFACTS[artifact]).name
+    assert [path.name for path in target.iterdir()] == [fetched.name]
+    model = fetched / "model.keras" if fetched.is_dir() else fetched
+    assert (
+        model.read_bytes()
+        == (shared.root / ARTIFACTS[artifact] / model.relative_to(fetched)).read_bytes()
+    )
     import keras
 
     probabilities = keras.saving.load_model(model).predict(np.zeros((1, 28, 28)), verbose=0)
@@ -219,6 +223,17 @@ def test_artifacts_get_fetches_the_model_that_loads_and_predicts(
     assert probabilities.sum() == pytest.approx(1, abs=1e-5)
     image = tmp_path / "digit.png"
     write_digit_image(image)
-    assert predict(shared, tmp_path, "--model", model, image) == predict(
+    assert predict(shared, tmp_path, "--model", fetched, image) == predict(
         shared, shared.root, "--model", ARTIFACTS[artifact], image
     )
+    # Outside a clone (tmp_path), the recogniser says which model it is from its own card.
+    which = shared.run(VENV_BIN / "digits-predict", "--model", fetched, image, cwd=tmp_path)
+    if fetched.is_dir():
+        assert sorted(path.name for path in fetched.iterdir()) == [
+            "MODEL_CARD.md",
+            "model.json",
+            "model.keras",
+        ]
+        card = json.loads((fetched / "model.json").read_text(encoding="utf-8"))
+        assert which.stderr.startswith(f"model: {artifact} ("), which.stderr
+        assert f"test accuracy {card['test']['accuracy']:.4f} (model.json)" in which.stderr

@@ -31,7 +31,7 @@ from helpers.ssh_server import SshServer, running_sshd
 pytestmark = pytest.mark.slow
 
 REMOTE = "storage"
-SWEEP = ("tuned-mlp", "cnn", "cnn-augmented-14")  # rows of tools/sweep.py
+SWEEP = ("tuned-mlp", "cnn", "app-model")  # rows of tools/sweep.py
 QUICK = ("-S", "train.epochs=1")  # on top of each row's own settings
 DATA_STAGES = ("download", "decode", "preprocess", "explore")
 

@@ -269,15 +269,19 @@ def test_the_best_trial_becomes_a_table_row_after_the_sweep_rows(
     page = tmp_path / "experiments.md"
     shutil.copy(experiments.TABLE_PAGE, page)
     monkeypatch.setattr(experiments, "TABLE_PAGE", page)
+    records = tmp_path / "experiments.json"
+    shutil.copy(experiments.TABLE_RECORDS, records)
+    monkeypatch.setattr(experiments, "TABLE_RECORDS", records)
     timing = experiments.Timing(12, 80.4, 421930, experiments.LOCAL_RUNNER)
     monkeypatch.setattr(tune_result, "queue_timing", lambda name: timing)
     data = shown_trial(0.9951, 0.9937).data
     data["metrics"]["metrics/train.json"]["data"].update(epochs=12, parameters=421930)
     data["metrics"]["metrics/evaluate.json"]["data"]["test"]["macro"] = {"f1": 0.9936}
+    data["params"] = {"params.yaml": {"data": {"train": {"epochs": 12}}}}
     settings = ["train.architecture=cnn", "train.conv_filters=[16,32]", "train.epochs=12"]
     best = tune_result.Best("mnist-7", settings, 0.9951, 0.9937, trials=20, jobs=2, data=data)
 
-    experiments.write_rows({"mnist-7": tune_result.table_row(best, "mnist")})
+    experiments.write_rows({"mnist-7": tune_result.table_record(best, "mnist")})
     experiments.write_rows({})  # a later rewrite of the sweep's rows keeps it, last
 
     rows = experiments.readme_rows(page.read_text(encoding="utf-8"))

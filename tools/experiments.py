@@ -15,7 +15,10 @@ The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per ex
 
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
 train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`
-after a local queue, or from each CI job's timing file (never from a tracked output).
+after a local queue, or from each CI job's timing file (never from a tracked output). `table`
+writes them twice: as the docs' Markdown table and as docs/experiments.json, one record per row
+(tools/experiment_records.py), which the app-model pipeline's card-app stage reads for the app's
+training time.
 """
 
 from __future__ import annotations
@@ -28,9 +31,18 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from tools.experiment_records import (
+    HAND,
+    TABLE_RECORDS,
+    Timing,
+    read_records,
+    row_record,
+    write_atomically,
+)
 from tools.sweep import EXPERIMENTS, SHOW, command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,16 +67,6 @@ def parse_training_log(logs: str) -> tuple[int, float, int]:
         raise ValueError("no 'trained N epochs in S s (P parameters)' line")
     epochs, seconds, parameters = found[-1]
     return int(epochs), float(seconds), int(parameters.replace(",", ""))
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How one run of an experiment trained (the train stage's log line), and where."""
-
-    epochs: int
-    seconds: float
-    parameters: int
-    runner: str
 
 
 def queue_timing(name: str) -> Timing:
@@ -160,38 +162,26 @@ def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
     return found
 
 
-def table_row(name: str, data: dict, timing: Timing) -> str:
-    """One row of the sweep from `dvc exp show --json` data and the run's Timing."""
-    reproduce = [part for part in command(name) if part not in ("-n", name)]
-    return format_row(name, EXPERIMENTS[name].description, data, timing, reproduce, HAND)
+NOT_RECORDED = "\u2013"  # an en dash: a row timed before the validation column existed
 
 
-def format_row(
-    name: str, description: str, data: dict, timing: Timing, reproduce: Sequence[str], by: str
-) -> str:
-    """One table row: validation beside test, and what chose the row (`by`).
-
-    The timing must be this run's: a queue task or timing file left over from an earlier run of
-    the same name would give another run's time, so its epochs and parameter count must match.
-    """
-    test = data["metrics"]["metrics/evaluate.json"]["data"]["test"]
-    train = data["metrics"]["metrics/train.json"]["data"]
-    if (timing.epochs, timing.parameters) != (train["epochs"], train["parameters"]):
-        raise SystemExit(
-            f"the timing of {name} is another run's ({timing.epochs} epochs, "
-            f"{timing.parameters:,} parameters; the experiment has {train['epochs']} and "
-            f"{train['parameters']:,}): remove the stale task with `dvc queue remove <task>` "
-            "or the stale timing file"
-        )
+def format_row(name: str, record: Mapping[str, Any]) -> str:
+    """A record as a line of the Markdown table (NOT_RECORDED for a missing validation score)."""
+    validation = record.get("validation_accuracy")
     return (
-        f"| {name}: {description} | {train['best']['val_accuracy']:.4f} "
-        f"| {test['accuracy']:.4f} | {test['macro']['f1']:.4f} "
-        f"| {timing.parameters:,} | {timing.seconds:.0f} s ({timing.epochs} epochs) "
-        f"| {timing.runner} | {by} | `{shlex.join(reproduce)}` |"
+        f"| {name}: {record['description']} "
+        f"| {NOT_RECORDED if validation is None else f'{validation:.4f}'} "
+        f"| {record['test_accuracy']:.4f} | {record['macro_f1']:.4f} | {record['parameters']:,} "
+        f"| {record['seconds']:.0f} s ({record['epochs']} epochs) | {record['runner']} "
+        f"| {record.get('chosen_by', HAND)} | `{record['reproduce']}` |"
     )
 
 
-HAND = "written by hand"  # the sweep's rows (`chosen by`); the tuner's: "tuner, on validation"
+def table_row(name: str, data: dict, timing: Timing) -> str:
+    """One table row from `dvc exp show --json` data and the run's Timing."""
+    return format_row(name, row_record(name, data, timing))
+
+
 HEADER = [
     "| experiment | validation accuracy | test accuracy | macro F1 | parameters | training time "
     "| runner | chosen by | reproduce with |",
@@ -199,14 +189,16 @@ HEADER = [
 ]
 
 
-def table_rows(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str, str]:
-    """name -> table row for each timed experiment, in the sweep's order."""
+def table_records(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str, dict]:
+    """name -> record for each timed experiment, in the sweep's order."""
     found = experiments_by_name(shown)
     missing = [name for name in timings if name not in found]
     if missing:
         raise SystemExit(f"not in `dvc exp show` (run, or pull, them first): {missing}")
     return {
-        name: table_row(name, found[name], timings[name]) for name in EXPERIMENTS if name in timings
+        name: row_record(name, found[name], timings[name])
+        for name in EXPERIMENTS
+        if name in timings
     }
 
 
@@ -218,24 +210,32 @@ def readme_rows(text: str) -> dict[str, str]:
 
 
 def write_table(timings: Mapping[str, Timing]) -> None:
-    """The table with a new row for each timed experiment; the other rows as they were."""
-    write_rows(table_rows(exp_show(), timings))
+    """The table and its records with a new row for each timed experiment; the other rows as
+    they were."""
+    write_rows(table_records(exp_show(), timings))
 
 
-def write_rows(new_rows: Mapping[str, str]) -> None:
-    """The table with `new_rows` in place of the rows of the same names: the sweep's rows in its
-    order, then the others (the tuner's best trials) in the order they were added."""
+def write_rows(new_records: Mapping[str, Mapping[str, Any]]) -> None:
+    """The table and its records with `new_records` in place of those of the same names: the
+    sweep's rows in its order, then the tuner's best trials in the order they were added. Rows
+    written by hand for experiments no longer in the sweep are dropped."""
     text = TABLE_PAGE.read_text(encoding="utf-8")
-    rows = {**readme_rows(text), **new_rows}
-    missing = [name for name in EXPERIMENTS if name not in rows]
+    records = {**read_records(TABLE_RECORDS), **new_records}
+    missing = [name for name in EXPERIMENTS if name not in records]
     if missing:
         raise SystemExit(f"no row and no timing for {missing}")
-    others = [name for name in rows if name not in EXPERIMENTS]
-    table = "\n".join([*HEADER, *(rows[name] for name in [*EXPERIMENTS, *others])])
+    others = [
+        name
+        for name, record in records.items()
+        if name not in EXPERIMENTS and record.get("chosen_by", HAND) != HAND
+    ]
+    records = {name: records[name] for name in [*EXPERIMENTS, *others]}
+    table = "\n".join([*HEADER, *(format_row(name, records[name]) for name in records)])
     before, rest = text.split(START)
     _, after = rest.split(END)
-    TABLE_PAGE.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
-    print(f"rewrote the experiments table in {TABLE_PAGE}")
+    write_atomically(TABLE_RECORDS, json.dumps({"experiments": records}, indent=2) + "\n")
+    write_atomically(TABLE_PAGE, f"{before}{START}\n{table}\n{END}{after}")
+    print(f"rewrote the experiments table in {TABLE_PAGE} and {TABLE_RECORDS}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -290,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             timings = {name: queue_timing(name) for name in args.names or EXPERIMENTS}
         if args.print:
-            print("\n".join([*HEADER, *table_rows(exp_show(), timings).values()]))
+            records = table_records(exp_show(), timings)
+            print("\n".join([*HEADER, *(format_row(n, r) for n, r in records.items())]))
         else:
             write_table(timings)
     return 0

@@ -2,8 +2,9 @@
 
     python -m tools.served_accuracy [--compare MODEL...] [--per-digit 30]   (make bench-serve)
 
-Needs the trained models: the app's (data/app-model/model.keras: `make app-model` or `dvc pull
-train-app`) and the pipeline's MLP (data/model/model.keras: `make repro` or `dvc pull`).
+Needs the trained models: the app's (data/app-model/recogniser/: `make app-model` or `dvc pull
+app-model/dvc.yaml:card-app`) and the pipeline's MLP (data/model/model.keras: `make repro` or
+`dvc pull`).
 
 Starts digits-serve once per model of --compare (default: those two) and sends each the same
 pictures (digits.app.samples) through the same API as the page, so the same preprocessing:
@@ -26,17 +27,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL, read_model_info
+from digits.app.artifacts import APP_MODEL_FILE, PIPELINE_MODEL, read_model_info
 from digits.app.images import ImageError
 from digits.app.samples import (
     Cases,
     Picture,
-    drawn_cases,
     mnist_cases,
+    other_handwriting_cases,
     png_bytes,
-    printed_cases,
     scribble_cases,
-    uci_cases,
 )
 from digits.app.scoring import Answer, Reader, naive_pixels, not_a_digit_rates, score
 from digits.dataset import split_path
@@ -127,7 +126,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--compare",
         type=Path,
         nargs="+",
-        default=[APP_MODEL.path, PIPELINE_MODEL.path],
+        default=[APP_MODEL_FILE, PIPELINE_MODEL.path],
         metavar="MODEL",
         help="the models compared, one column each (default: %(default)s)",
     )
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     require_models(args.compare)
     rng = np.random.default_rng(1)  # the same pictures on every run
-    cases = {**drawn_cases(rng, args.per_digit), **printed_cases(), **uci_cases()}
+    cases = other_handwriting_cases(rng, args.per_digit)
     if args.mnist.is_file():
         with np.load(args.mnist) as split:
             cases.update(

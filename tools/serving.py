@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digits.app.artifacts import APP_MODEL, PIPELINE_MODEL
+from digits.app.artifacts import (
+    APP_MODEL_FILE,
+    GET_PIPELINE_MODEL,
+    PIPELINE_MODEL,
+    get_app_model,
+)
 from digits.app.server import MAX_BODY_BYTES
 
 # digits-serve with this interpreter (the console script may not be on PATH).
@@ -244,8 +249,8 @@ def largest_png() -> bytes:
 
 
 HOW_TO_GET = {
-    APP_MODEL.path: "`make app-model` or `dvc pull train-app`",
-    PIPELINE_MODEL.path: "`make repro` or `dvc pull`",
+    APP_MODEL_FILE: get_app_model(),
+    PIPELINE_MODEL.path: GET_PIPELINE_MODEL,
 }
 
 

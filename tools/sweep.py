@@ -2,14 +2,22 @@
 the `dvc exp run` command of each row, and how to compare them in a terminal (SHOW).
 
 One list for the local queue, the CI matrix and the docs' table (tools/experiments.py), and
-for the benchmarks that reuse a row's network (tools/bench_frameworks.py). Standard library
-only: the sweep workflow's plan job reads it before any set-up.
+for the benchmarks that reuse a row's network (tools/bench_frameworks.py). The `app-model` row
+is the app's recipe (app-model/recipe.yaml, what train-app trains): its settings are computed
+from that file, the keys where its train section differs from params.yaml's. Importing this
+module and listing the rows and their runners needs the standard library only (the sweep
+workflow's plan job does that before any set-up); a recipe row's settings need the project's
+dependencies (PyYAML, pydantic), read when they are asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_RECIPE = ROOT / "app-model" / "recipe.yaml"
 
 # The GitHub runner label of a CI job, unless its row names another (e.g. a self-hosted GPU
 # runner's label) or the SWEEP_RUNNERS variable ({"name": "label", ...}) overrides it.
@@ -18,8 +26,20 @@ DEFAULT_RUNNER = "ubuntu-24.04"
 
 class Experiment(NamedTuple):
     description: str
-    settings: list[str]  # the -S values
+    own_settings: Sequence[str] = ()  # the -S values, unless the row is a recipe file's
     runner: str = DEFAULT_RUNNER
+    recipe: Path | None = None  # a file with a complete train section (app-model/recipe.yaml)
+
+    @property
+    def settings(self) -> list[str]:
+        """The -S values: the row's own, or those that turn params.yaml's train section into
+        the recipe's."""
+        if self.recipe is None:
+            return list(self.own_settings)
+        from digits.params import TrainParams, differing_settings, load_section
+
+        base = load_section(ROOT / "params.yaml", "train", TrainParams)
+        return differing_settings(base, load_section(self.recipe, "train", TrainParams), "train")
 
 
 CNN = [
@@ -60,7 +80,6 @@ EXPERIMENTS: dict[str, Experiment] = {
         "deeper CNN with shifts, rotations and zoom",
         [*AUGMENTED_CNN, "train.epochs=18"],
     ),
-    "cnn-augmented-14": Experiment("the same, 14 epochs", [*AUGMENTED_CNN, "train.epochs=14"]),
     # Attempts at 0.995 within 8 minutes (docs/speed.md): fewer epochs, or narrower layers.
     "cnn-augmented-11": Experiment("the same, 11 epochs", [*AUGMENTED_CNN, "train.epochs=11"]),
     "cnn-augmented-narrow": Experiment(
@@ -86,6 +105,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "train.epochs=15",
         ],
     ),
+    "app-model": Experiment("the app's model (app-model/recipe.yaml)", recipe=APP_RECIPE),
     "fashion-mlp": Experiment(
         "Fashion-MNIST, the notebook's MLP", ["download.dataset=fashion-mnist"]
     ),

@@ -45,7 +45,7 @@ from tools.tune_result import (
     queue_trial,
     recipe_for,
     report,
-    table_row,
+    table_record,
 )
 from tools.tune_space import SPACE, Space, TuneError, load_space, objective_value, suggest
 
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             params = git("show", f"{study.user_attrs['commit']}:params.yaml")
             print(yaml.safe_dump(recipe_for(best.settings, params), sort_keys=False), end="")
         if args.table:
-            write_rows({best.name: table_row(best, args.study)})
+            write_rows({best.name: table_record(best, args.study)})
     except TuneError as error:
         print(f"tools.tune: {error}", file=sys.stderr)
         return 1

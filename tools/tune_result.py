@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from tools.experiments import LOCAL_RUNNER, Timing, format_row, queue_timing
+from tools.experiment_records import TUNER, Timing, record
+from tools.experiments import LOCAL_RUNNER, queue_timing
 from tools.sweep import TARGETS
 from tools.tune_space import Space, TuneError
 
@@ -118,14 +119,16 @@ def recipe_for(settings: Sequence[str], params: str) -> dict:
         return {"train": yaml.safe_load(copy.read_text(encoding="utf-8"))["train"]}
 
 
-def table_row(best: Best, study: str) -> str:
+def table_record(best: Best, study: str) -> dict:
+    """The best trial as a record of the experiments table (tools.experiments.write_rows)."""
     timing = queue_timing(best.name)
     runner = LOCAL_RUNNER if best.jobs == 1 else f"{LOCAL_RUNNER}, {best.jobs} trials at once"
-    return format_row(
+    return record(
         best.name,
         f"best of study {study} ({best.trials} trials)",
+        best.settings,
         best.data,
         Timing(timing.epochs, timing.seconds, timing.parameters, runner),
         run_command(best.settings),
-        by="tuner, on validation",
+        chosen_by=TUNER,
     )

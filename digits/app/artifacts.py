@@ -1,18 +1,20 @@
 """Which model the app loads by default, and what a model file is: its name, version and test
-accuracy, from what DVC recorded about it.
+accuracy, from its model card or from what DVC recorded about it.
 
-    data/app-model/model.keras  digits-recogniser: the app's model (app-model/dvc.yaml's
-                                train-app, recipe app-model/recipe.yaml); the default when it
-                                exists
+    data/app-model/recogniser/  digits-recogniser: the app's model (model.keras) with its model
+                                card (model.json, MODEL_CARD.md), written by app-model/dvc.yaml's
+                                card-app; the default when it exists
     data/model/model.keras      digits-classifier: the pipeline's MLP (stage train, params.yaml);
                                 the fallback, with a note saying how to get the better one
 
 Paths are relative to the current folder (a clone of the project), like dvc.yaml's; the names
 are dvc.yaml's `artifacts:` entries (tests/test_app_artifacts.py checks both against dvc.yaml). A
-model's version is the md5 of its file (the hash dvc.lock records; the first 8 hex digits are
-shown). Its test accuracy is read from the evaluate stage's metrics file only when dvc.lock
-says that stage evaluated this very file (same md5) and wrote that very metrics file; otherwise
-it is "unknown", with the command that refreshes it. Nothing here imports TensorFlow.
+model's version is the md5 of its file (the first 8 hex digits are shown). A .keras file with a
+model.json beside it (the recogniser's folder, here or fetched with `dvc artifacts get`
+anywhere) is described by that card, when the card is for this very file (same md5). Without a
+card, its test accuracy is read from the evaluate stage's metrics file only when dvc.lock says
+that stage evaluated this very file and wrote that very metrics file; otherwise it is
+"unknown", with the reason. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from typing import Any
 
 import yaml
 
+from digits.card import CARD_FILE, MODEL_FILE, measured_training, read_card, training_text
 from digits.errors import DigitsError
+from digits.params import TrainParams, load_section
 
 SHORT_MD5 = 8  # hex digits of the md5 shown as the version
-
-# How long `make app-model` trains the app's model on the reference 2-core machine, for the
-# message shown when it is missing. Measured for the current recipe (14 epochs): 913 s in
-# `dvc repro` (2026-11-26, the test suite running beside it), 930 s in the sweep's queue, and
-# epochs of 41-43 s in the machine's fast state (about 10 minutes in all).
-APP_MODEL_TRAINING_MINUTES = "10 to 16"
+APP_FOLDER = Path("data/app-model/recogniser")  # the digits-recogniser artifact
+APP_MODEL_FILE = APP_FOLDER / MODEL_FILE
+# The sweep's measurements (python -m tools.experiments table), for the app's training time.
+EXPERIMENT_RECORDS = Path("docs/experiments.json")
+APP_ROW = "app-model"
+APP_RECIPE = Path("app-model/recipe.yaml")  # what train-app trains
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,44 @@ PIPELINE_MODEL = ProjectModel(
 )
 PROJECT_MODELS = (APP_MODEL, PIPELINE_MODEL)
 
-GET_APP_MODEL = (
-    f"`dvc pull {APP_MODEL.address(APP_MODEL.train_stage)}` (from the project's DVC remote) "
-    "or `make app-model` "
-    f"(trains it: about {APP_MODEL_TRAINING_MINUTES} minutes on 2 cores)"
-)
+CARD_STAGE = "card-app"
 GET_PIPELINE_MODEL = "`make repro` or `dvc pull`"
+
+
+def app_training_time(records: Path = EXPERIMENT_RECORDS, recipe: Path = APP_RECIPE) -> str:
+    """How long the app's model trained when the sweep last measured its row, if that row
+    trained the recipe in `recipe`: '930 s (14 epochs) on local queue, 2 cores
+    (docs/experiments.json, row app-model)'."""
+    try:
+        measured = json.loads(records.read_text(encoding="utf-8"))
+        train = load_section(recipe, "train", TrainParams)
+    except (OSError, ValueError, DigitsError):
+        return f"its training time is the {APP_ROW} row of {records} in a clone"
+    training = measured_training(measured, APP_ROW, train) if isinstance(measured, dict) else None
+    if training is None:
+        return f"not timed: the {APP_ROW} row of {records} trained another recipe than {recipe}"
+    return f"{training_text(training)} ({records}, row {APP_ROW})"
+
+
+def get_app_model() -> str:
+    """How to get the app's model, with its measured training time."""
+    return (
+        f"`dvc pull {APP_MODEL.address(CARD_STAGE)}` (from the project's DVC remote) or "
+        f"`make app-model` (trains it: {app_training_time()})"
+    )
+
+
+def model_file(given: Path) -> Path:
+    """--model as a .keras file: a folder (the recogniser's, with its card) stands for the
+    model.keras inside it; DigitsError if a folder has none."""
+    if not given.is_dir():
+        return given
+    if not (given / MODEL_FILE).is_file():
+        raise DigitsError(
+            f"{given}: not a .keras file, nor a folder with a {MODEL_FILE} in it (as "
+            f"{APP_FOLDER} holds, with its model card)"
+        )
+    return given / MODEL_FILE
 
 
 @dataclass(frozen=True)
@@ -98,17 +134,17 @@ class DefaultModel:
 def default_model() -> DefaultModel:
     """The app's model if it exists, else the pipeline's MLP (with a note); DigitsError,
     naming both and how to get them, if neither exists."""
-    if APP_MODEL.path.exists():
-        return DefaultModel(APP_MODEL.path)
+    if APP_MODEL_FILE.exists():
+        return DefaultModel(APP_MODEL_FILE)
     if PIPELINE_MODEL.path.exists():
         return DefaultModel(
             PIPELINE_MODEL.path,
-            f"note: {APP_MODEL.role} ({APP_MODEL.path}) is missing: using {PIPELINE_MODEL.role} "
+            f"note: {APP_MODEL.role} ({APP_MODEL_FILE}) is missing: using {PIPELINE_MODEL.role} "
             f"({PIPELINE_MODEL.path}), which reads handwriting less well. Get the better one "
-            f"with {GET_APP_MODEL}.",
+            f"with {get_app_model()}.",
         )
     raise DigitsError(
-        f"no model: neither {APP_MODEL.path} ({APP_MODEL.role}: {GET_APP_MODEL}) nor "
+        f"no model: neither {APP_MODEL_FILE} ({APP_MODEL.role}: {get_app_model()}) nor "
         f"{PIPELINE_MODEL.path} ({PIPELINE_MODEL.role}: {GET_PIPELINE_MODEL}) exists in this "
         "folder. Run one of those in a clone of the project, or pass --model PATH"
     )
@@ -170,8 +206,12 @@ def recorded_md5(stage: Any, kind: str, path: Path) -> str | None:
 
 
 def read_model_info(path: Path) -> ModelInfo:
-    """Name, version and test accuracy of the model file at `path` (which must exist)."""
+    """Name, version and test accuracy of the model file at `path` (which must exist): from
+    the model card beside it, else from the project's dvc.lock files."""
     md5 = file_md5(path)
+    card_path = path.with_name(CARD_FILE)
+    if card_path.is_file():
+        return _card_info(path, md5, card_path)
     known = next((model for model in PROJECT_MODELS if _same_file(path, model.path)), None)
     if known is None:  # a copy (e.g. from `dvc artifacts get`): known by its content
         known = next(
@@ -185,10 +225,28 @@ def read_model_info(path: Path) -> ModelInfo:
         )
     if known is None:
         locks = " or ".join(sorted({str(model.lock) for model in PROJECT_MODELS}))
-        note = f"test accuracy unknown: not a model that {locks} here records"
+        note = (
+            f"test accuracy unknown: no model card ({CARD_FILE}) beside it, and not a model "
+            f"that {locks} here records"
+        )
         return ModelInfo(path, path.name, md5, None, note)
     accuracy, note = _test_accuracy(known, md5, read_lock(known.lock))
     return ModelInfo(path, known.artifact, md5, accuracy, note)
+
+
+def _card_info(path: Path, md5: str, card_path: Path) -> ModelInfo:
+    """What the model card beside `path` says of it, if it is a card and this file's."""
+    try:
+        card = read_card(card_path)
+    except DigitsError as error:
+        return ModelInfo(path, path.name, md5, None, f"test accuracy unknown: {error}")
+    if card["md5"] != md5:
+        short = card["md5"][:SHORT_MD5]
+        note = f"test accuracy unknown: {card_path} is for md5 {short}, not this file"
+        return ModelInfo(path, path.name, md5, None, note)
+    accuracy = float(card["test"]["accuracy"])
+    note = f"test accuracy {accuracy:.4f} ({card_path.name})"
+    return ModelInfo(path, card["artifact"], md5, accuracy, note)
 
 
 def _test_accuracy(model: ProjectModel, md5: str, lock: dict) -> tuple[float | None, str]:

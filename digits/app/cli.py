@@ -4,7 +4,7 @@
     digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--allowed-hosts NAMES] [--quiet]
     digits-predict --version, digits-serve --version: the installed package's version
 
-Without --model both load the app's model, data/app-model/model.keras, or when it is missing the
+Without --model both load the app's model, data/app-model/recogniser/, or when it is missing the
 pipeline's MLP, data/model/model.keras, with a note on stderr (digits.app.artifacts). Both say
 which model they load (name, md5, test accuracy): digits-serve on stdout before its URL,
 digits-predict on stderr (not with --json), and --help says which one they would load.
@@ -32,11 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from digits.app.artifacts import (
+    APP_FOLDER,
     APP_MODEL,
-    GET_APP_MODEL,
     GET_PIPELINE_MODEL,
     PIPELINE_MODEL,
     default_model,
+    get_app_model,
+    model_file,
     read_model_info,
 )
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
@@ -47,13 +49,16 @@ from digits.app.server import LOOPBACK_HOSTS, PredictionServer
 from digits.determinism import pin_cpu_kernels
 from digits.errors import DigitsError
 
-MODEL_HELP = (
-    f"a .keras file, used as given. Default, relative to the current folder (a clone of the "
-    f"project): {APP_MODEL.path} ({APP_MODEL.artifact}, {APP_MODEL.role}: {GET_APP_MODEL}) "
-    f"when it exists, else {PIPELINE_MODEL.path} ({PIPELINE_MODEL.artifact}, "
-    f"{PIPELINE_MODEL.role}: {GET_PIPELINE_MODEL}). Without a clone, fetch the model with "
-    f"`dvc artifacts get REPO_URL {APP_MODEL.artifact}` and pass the downloaded model.keras here"
-)
+
+def model_help() -> str:
+    return (
+        "a .keras file, or a folder with a model.keras (and its model card, model.json), used "
+        f"as given. Default, relative to the current folder (a clone of the project): "
+        f"{APP_FOLDER} ({APP_MODEL.artifact}, {APP_MODEL.role}: {get_app_model()}) when it "
+        f"exists, else {PIPELINE_MODEL.path} ({PIPELINE_MODEL.artifact}, {PIPELINE_MODEL.role}: "
+        f"{GET_PIPELINE_MODEL}). Without a clone, fetch the model with `dvc artifacts get "
+        f"REPO_URL {APP_MODEL.artifact}` and pass the downloaded folder here"
+    )
 
 
 def package_version() -> str:
@@ -96,7 +101,7 @@ def default_model_summary() -> str:
 def model_to_load(given: Path | None) -> Path:
     """--model as given (no fallback), else the default, whose note (if any) goes to stderr."""
     if given is not None:
-        return given
+        return model_file(given)
     choice = default_model()
     if choice.note:
         print(choice.note, file=sys.stderr)
@@ -118,7 +123,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         "(\\x1b, \\n, \\xff).",
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    parser.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
+    parser.add_argument("--model", type=Path, metavar="PATH", help=model_help())
     parser.add_argument(
         "--json", action="store_true", help="print one JSON array, an object per file"
     )
@@ -279,7 +284,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         prog="digits-serve",
         description="Serve a page where you draw a digit and watch the model read it.",
     )
-    parser.add_argument("--model", type=Path, metavar="PATH", help=MODEL_HELP)
+    parser.add_argument("--model", type=Path, metavar="PATH", help=model_help())
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )

@@ -192,6 +192,14 @@ def uci_cases() -> Cases:
     return {"UCI 8x8 scans (sklearn)": cases}
 
 
+def other_handwriting_cases(
+    rng: np.random.Generator, per_digit: int, font_folders: tuple[str, ...] = FONT_FOLDERS
+) -> Cases:
+    """Every labelled kind of picture that is not MNIST: drawn (`per_digit` of each digit per
+    situation), printed (in the fonts of `font_folders` and matplotlib's) and the UCI scans."""
+    return {**drawn_cases(rng, per_digit), **printed_cases(font_folders), **uci_cases()}
+
+
 def mnist_cases(images: np.ndarray, labels: np.ndarray, name: str = "MNIST test") -> Cases:
     """A split as stored in data/processed ((N, 28, 28) float32, (N, 10) one-hot) as cases:
     already in MNIST's conventions, to be read as they are."""

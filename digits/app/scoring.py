@@ -39,18 +39,36 @@ class Score:
 
 def score(read: Reader, cases: Sequence[tuple[int, Picture]]) -> Score:
     """Read every (label, picture) of `cases` with `read` and count what it got right."""
-    if not cases:
+    return tally([digit for digit, _ in cases], [read(picture) for _, picture in cases])
+
+
+def score_in_batches(
+    probabilities: Probabilities, cases: Sequence[tuple[int, Picture]], batch_size: int = 256
+) -> Score:
+    """As score(model_reader(probabilities), cases), with the model called on `batch_size`
+    pictures at a time."""
+    answers: list[Answer] = []
+    for start in range(0, len(cases), batch_size):
+        images = np.stack(
+            [mnist_image(picture) for _, picture in cases[start : start + batch_size]]
+        )
+        answers += map(prediction_json, probabilities(images), images)
+    return tally([digit for digit, _ in cases], answers)
+
+
+def tally(labels: Sequence[int], answers: Sequence[Answer]) -> Score:
+    """The Score of `answers` to pictures of the digits `labels`."""
+    if not labels:
         raise ValueError("no pictures to score")
     right = np.zeros(NUM_CLASSES)
     total = np.zeros(NUM_CLASSES)
     flagged = 0
-    for digit, picture in cases:
-        answer = read(picture)
+    for digit, answer in zip(labels, answers, strict=True):
         right[digit] += answer["digit"] == digit
         total[digit] += 1
         flagged += answer["not_a_digit"] is not None
     per_digit = [float(r / t) if t else math.nan for r, t in zip(right, total, strict=True)]
-    return Score(float(right.sum() / total.sum()), per_digit, flagged / len(cases), len(cases))
+    return Score(float(right.sum() / total.sum()), per_digit, flagged / len(labels), len(labels))
 
 
 def not_a_digit_rates(read: Reader, pictures: Iterable[Picture]) -> tuple[float, float]:
@@ -75,15 +93,21 @@ def model_reader(probabilities: Probabilities) -> Reader:
     conventions (to_mnist), a (28, 28) array is taken as it is already in them."""
 
     def read(picture: Picture) -> Answer:
-        if isinstance(picture, Image.Image):
-            image = to_mnist(picture, "the picture")
-        else:
-            image = np.asarray(picture, dtype=np.float32)
-            if image.shape != (IMAGE_HEIGHT, IMAGE_WIDTH):
-                raise ValueError(f"expected a (28, 28) array, got {image.shape}")
+        image = mnist_image(picture)
         return prediction_json(probabilities(image[np.newaxis])[0], image)
 
     return read
+
+
+def mnist_image(picture: Picture) -> np.ndarray:
+    """A picture brought to MNIST's conventions (to_mnist), or a (28, 28) array already in
+    them, as (28, 28) float32."""
+    if isinstance(picture, Image.Image):
+        return to_mnist(picture, "the picture")
+    image = np.asarray(picture, dtype=np.float32)
+    if image.shape != (IMAGE_HEIGHT, IMAGE_WIDTH):
+        raise ValueError(f"expected a (28, 28) array, got {image.shape}")
+    return image
 
 
 def naive_pixels(picture: Image.Image) -> np.ndarray:

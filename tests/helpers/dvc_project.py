@@ -40,11 +40,13 @@ COPIED = (
     "tools/__init__.py",
     "tools/verify_outputs.py",
     "tools/experiments.py",
+    "tools/experiment_records.py",
     "tools/sweep.py",
     "tools/tune.py",
     "tools/tune_result.py",
     "tools/tune_space.py",
     "tools/tune.yaml",
+    "docs/experiments.json",
     "dvc.yaml",
     "app-model",
     "pyproject.toml",
@@ -63,8 +65,9 @@ def stage_names(pipeline: str) -> tuple[str, ...]:
 
 
 PIPELINE_STAGES = stage_names("dvc.yaml")  # what a plain `dvc repro` at the root runs
-TRAIN_APP, EVALUATE_APP, EXPORT_APP = stage_names(APP_PIPELINE)
-STAGES = (*PIPELINE_STAGES, TRAIN_APP, EVALUATE_APP, EXPORT_APP)  # `dvc repro --all-pipelines`
+APP_STAGES = stage_names(APP_PIPELINE)
+TRAIN_APP, EVALUATE_APP, OTHER_HANDWRITING, EXPORT_APP, CARD_APP = APP_STAGES
+STAGES = (*PIPELINE_STAGES, *APP_STAGES)  # `dvc repro --all-pipelines`
 DATASETS = Path("data/datasets.yaml")  # the download stage's dataset sources (mirrors, pins)
 # Small enough that `dvc repro` of the whole pipeline takes about 15 s on 2 cores.
 TRAIN_IMAGES, TEST_IMAGES = 300, 100
