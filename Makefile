@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup plots-template repro app-model prerequisites test test-fast lint format verify \
-	plots docs bench bench-torch profile-train serve bench-serve tune lock check-wheels \
+	plots docs bench bench-torch profile-train serve bench-serve bench-runtimes tune lock check-wheels \
 	check-lock python clean
 
 # Every target with a `## ` comment is listed by `make help`, in this file's order.
@@ -127,6 +127,9 @@ serve: setup ## the drawing page on http://127.0.0.1:8000/
 bench-serve: setup ## the server's latency with 1 and 4 clients, and the app's accuracy
 	$(BIN)/python -m tools.bench_serve
 	$(BIN)/python -m tools.served_accuracy
+
+bench-runtimes: setup ## the server on ONNX Runtime and on Keras: start, memory, latency
+	$(BIN)/python -m tools.bench_runtimes
 
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
 # from PyPI, in build/) with the current requirements.lock as preferences: pins only move when
