@@ -218,7 +218,8 @@ def test_the_table_rewrites_the_timed_rows_and_keeps_the_others(
     experiments.write_table({"cnn": experiment_records.Timing(15, 99.4, 421930, "ubuntu-24.04")})
 
     after = experiments.readme_rows(readme.read_text(encoding="utf-8"))
-    assert list(after) == list(sweep.EXPERIMENTS)
+    assert list(after) == list(before)  # the sweep's rows, then the tuner's
+    assert list(after)[: len(sweep.EXPERIMENTS)] == list(sweep.EXPERIMENTS)
     assert after["cnn"].startswith(
         "| cnn: CNN | 0.9950 | 0.9900 | 0.9800 | 421,930 | 99 s (15 epochs) "
     )
@@ -313,10 +314,14 @@ def test_the_table_s_records_are_its_rows(tmp_path: Path) -> None:
     one record each, rendering as the table's line."""
     records = experiment_records.read_records(experiment_records.TABLE_RECORDS)
     rows = experiments.readme_rows(experiments.TABLE_PAGE.read_text(encoding="utf-8"))
-    assert list(records) == list(rows) == list(sweep.EXPERIMENTS)
+    assert list(records) == list(rows)
+    tuned = list(records)[len(sweep.EXPERIMENTS) :]  # the tuner's best trials come last
+    assert list(records)[: len(sweep.EXPERIMENTS)] == list(sweep.EXPERIMENTS)
+    assert all(records[name]["chosen_by"] == experiment_records.TUNER for name in tuned)
     for name, record in records.items():
         assert experiments.format_row(name, record) == rows[name]
-        assert record["settings"] == sweep.EXPERIMENTS[name].settings, name
+        if name in sweep.EXPERIMENTS:
+            assert record["settings"] == sweep.EXPERIMENTS[name].settings, name
         params = tmp_path / f"{name}.yaml"
         shutil.copy(PROJECT / "params.yaml", params)
         apply_overrides(params, record["settings"])

@@ -195,11 +195,7 @@ def table_records(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str,
     missing = [name for name in timings if name not in found]
     if missing:
         raise SystemExit(f"not in `dvc exp show` (run, or pull, them first): {missing}")
-    return {
-        name: row_record(name, found[name], timings[name])
-        for name in EXPERIMENTS
-        if name in timings
-    }
+    return {name: row_record(name, found[name], timings[name]) for name in timings}
 
 
 def readme_rows(text: str) -> dict[str, str]:
@@ -224,12 +220,8 @@ def write_rows(new_records: Mapping[str, Mapping[str, Any]]) -> None:
     missing = [name for name in EXPERIMENTS if name not in records]
     if missing:
         raise SystemExit(f"no row and no timing for {missing}")
-    others = [
-        name
-        for name, record in records.items()
-        if name not in EXPERIMENTS and record.get("chosen_by", HAND) != HAND
-    ]
-    records = {name: records[name] for name in [*EXPERIMENTS, *others]}
+    tuned = [name for name, row in records.items() if row.get("chosen_by", HAND) != HAND]
+    records = {name: records[name] for name in [*EXPERIMENTS, *tuned]}
     table = "\n".join([*HEADER, *(format_row(name, records[name]) for name in records)])
     before, rest = text.split(START)
     _, after = rest.split(END)
