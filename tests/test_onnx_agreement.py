@@ -59,9 +59,15 @@ def test_another_models_onnx_file_is_caught(
     model_files: dict[str, Path], mnist: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = [
-        "--model", str(model_files["model"]), "--onnx", str(model_files["other"]),
-        "--mnist", str(mnist), "--per-digit", "1",
-    ]  # fmt: skip
+        "--model",
+        str(model_files["model"]),
+        "--onnx",
+        str(model_files["other"]),
+        "--mnist",
+        str(mnist),
+        "--per-digit",
+        "1",
+    ]
 
     assert onnx_agreement.main(argv) == 1
 

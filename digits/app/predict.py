@@ -62,8 +62,15 @@ class Predictor:
         shapes. Keras reads the bytes that were checked (a private copy), not the path again."""
         data = read_model_file(path)
         check_keras_archive(data, path)
-        with native_stderr_silenced():
-            from digits.model import load_model  # imports TensorFlow
+        try:
+            with native_stderr_silenced():
+                from digits.model import load_model  # imports TensorFlow
+        except ImportError as error:  # an environment without Keras: the container image's
+            raise DigitsError(
+                f"{path}: Keras is not installed here ({error.name} is missing), so only the "
+                f"model's ONNX export can run: put {onnx_beside(path).name} beside it (the "
+                "export stage writes it)"
+            ) from None
         try:
             scratch = tempfile.TemporaryDirectory(prefix="digits-model-")
             copy = Path(scratch.name) / "model.keras"
