@@ -808,7 +808,7 @@ def test_make_verify_names_the_stage_and_file_of_a_wrong_hash(project: Project):
     (model,) = [o for o in lock["stages"]["train"]["outs"] if o["path"].endswith("model.keras")]
     right, wrong = model["md5"], "0123456789abcdef0123456789abcdef"
     text = (copy / "dvc.lock").read_text(encoding="utf-8")
-    assert text.count(right) == 2  # the train stage's out and the evaluate stage's dep
+    assert text.count(right) == 3  # the train stage's out, the evaluate and export stages' deps
     first = text.index(right, text.index("\n  train:"))  # edit the train stage's out only
     (copy / "dvc.lock").write_text(
         text[:first] + wrong + text[first + len(right) :], encoding="utf-8"

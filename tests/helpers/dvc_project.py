@@ -39,6 +39,7 @@ COPIED = (
     "digits",
     "tools/__init__.py",
     "tools/verify_outputs.py",
+    "tools/check_params_file.py",  # make repro, app-model and verify run it first
     "tools/experiments.py",
     "tools/experiment_records.py",
     "tools/sweep.py",
