@@ -39,6 +39,6 @@ WORKDIR /tmp
 EXPOSE 8000
 VOLUME ["/model"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/model', timeout=2)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 ENTRYPOINT ["digits-serve"]
 CMD ["--model", "/model", "--host", "0.0.0.0", "--port", "8000"]

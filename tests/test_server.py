@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.threaded_server import running
+from helpers.threaded_server import request, running
 from PIL import Image, ImageDraw
 
 from digits.app.artifacts import read_model_info
@@ -45,23 +45,6 @@ def server(predictor: Predictor) -> Iterator[PredictionServer]:
         PredictionServer(predictor.probabilities, "127.0.0.1", 0, log_requests=False)
     ) as live:
         yield live
-
-
-def request(
-    server: PredictionServer,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, http.client.HTTPMessage, bytes]:
-    host, port = server.server_address[:2]
-    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        connection.close()
 
 
 def predict(server: PredictionServer, body: bytes, content_type: str) -> tuple[int, dict]:

@@ -1,7 +1,8 @@
 """The installed commands: `digits-predict` (image files -> digits), `digits-serve` (drawing page).
 
     digits-predict IMAGE... [--model PATH] [--json]
-    digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--allowed-hosts NAMES] [--quiet]
+    digits-serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--allowed-hosts NAMES]
+                 [--log-format text|json] [--quiet]
     digits-predict --version, digits-serve --version: the installed package's version
 
 Without --model both load the app's model, data/app-model/recogniser/, or when it is missing the
@@ -13,6 +14,10 @@ digits-predict reads, predicts and prints BATCH_SIZE files at a time (flat memor
 of files), and prints names escaped (`printable`). A model file is checked before Keras reads
 it (digits.app.model_file).
 
+digits-serve also takes its settings from environment variables (a container's way):
+DIGITS_MODEL, DIGITS_HOST, DIGITS_PORT, DIGITS_ALLOWED_HOSTS, DIGITS_LOG_FORMAT; a flag given
+wins over its variable. A variable that is set must hold a valid value (empty is not).
+
 Exit status: 0 on success, 1 when any file (or the model) could not be used or the results could
 not be written (standard output closed or full), 2 for usage errors.
 """
@@ -23,10 +28,9 @@ import argparse
 import importlib.metadata
 import ipaddress
 import json
-import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +46,7 @@ from digits.app.artifacts import (
     read_model_info,
 )
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
-from digits.app.logs import limit_logging
+from digits.app.logs import LOG_FORMATS, configure_logging
 from digits.app.model_file import check_model_path
 from digits.app.predict import OnnxPredictor, Predictor, prediction_json, predictor_for
 from digits.app.server import LOOPBACK_HOSTS, PredictionServer
@@ -72,10 +76,12 @@ def package_version() -> str:
 class ModelHelpParser(argparse.ArgumentParser):
     """An argument parser with --version ("digits-predict 0.1.0") whose --help ends with the
     model the command would load here (worked out only when the help is shown: it reads the
-    model file to hash it)."""
+    model file to hash it). With `model_variable`, that variable, when set, names the model
+    before the default does."""
 
-    def __init__(self, prog: str, description: str) -> None:
+    def __init__(self, prog: str, description: str, model_variable: str | None = None) -> None:
         super().__init__(prog=prog, description=description)
+        self.model_variable = model_variable
         self.add_argument(
             "--version",
             action="version",
@@ -84,11 +90,23 @@ class ModelHelpParser(argparse.ArgumentParser):
         )
 
     def format_help(self) -> str:
-        self.epilog = default_model_summary()
+        named = os.environ.get(self.model_variable) if self.model_variable else None
+        self.epilog = default_model_summary(self.model_variable if named else None)
         return super().format_help()
 
 
-def default_model_summary() -> str:
+def default_model_summary(model_variable: str | None = None) -> str:
+    """Which model the command loads here without --model: the one `model_variable` names
+    (when given), else the default."""
+    if model_variable is not None:
+        path = Path(os.environ[model_variable].strip())
+        try:
+            check_model_path(path)
+        except DigitsError as error:
+            return printable(f"Without --model, here: ${model_variable}: {error}.")
+        return printable(
+            f"Without --model, here (${model_variable}): {read_model_info(path).line()}."
+        )
     try:
         choice = default_model()
         check_model_path(choice.path)  # a regular file of bounded size before it is hashed
@@ -276,20 +294,36 @@ def format_result(result: dict) -> str:
 
 
 ALLOWED_HOSTS_VARIABLE = "DIGITS_ALLOWED_HOSTS"
+HOST_VARIABLE = "DIGITS_HOST"
+PORT_VARIABLE = "DIGITS_PORT"
+MODEL_VARIABLE = "DIGITS_MODEL"
+LOG_FORMAT_VARIABLE = "DIGITS_LOG_FORMAT"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
     """Serve the drawing page and its JSON API until interrupted."""
     parser = ModelHelpParser(
         prog="digits-serve",
-        description="Serve a page where you draw a digit and watch the model read it.",
+        description="Serve a page where you draw a digit and watch the model read it. Each "
+        "setting may also come from its environment variable, named in its help; the flag "
+        "wins.",
+        model_variable=MODEL_VARIABLE,
     )
-    parser.add_argument("--model", type=Path, metavar="PATH", help=model_help())
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+        "--model",
+        type=Path,
+        metavar="PATH",
+        help=f"{model_help()}. Without --model: ${MODEL_VARIABLE} when it is set",
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="0 picks a free port (default: %(default)s)"
+        "--host", help=f"address to listen on (default: ${HOST_VARIABLE}, else {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        help=f"0 picks a free port (default: ${PORT_VARIABLE}, else {DEFAULT_PORT})",
     )
     parser.add_argument(
         "--allowed-hosts",
@@ -301,14 +335,19 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         f"else {', '.join(LOOPBACK_HOSTS)} and --host",
     )
     parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text lines, or one JSON object per line for a log collector (default: "
+        f"${LOG_FORMAT_VARIABLE}, else text)",
+    )
+    parser.add_argument(
         "--quiet",
         action="store_true",
         help="log no line per request and no warning (errors only)",
     )
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port must be 0..65535, got {args.port}")
     try:
+        settings_from_environment(args, os.environ)
         allowed_hosts = host_names(args.allowed_hosts, args.host)
     except ValueError as error:
         parser.error(str(error))
@@ -324,9 +363,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     model_info = read_model_info(model)
     # Warnings (malformed requests, odd images) once per kind and, unless --quiet, one line per
     # request (digits.app.logs).
-    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
-    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
-    limit_logging(args.quiet)
+    configure_logging(args.log_format, args.quiet)
     try:
         # TensorFlow runs concurrent calls safely; a lock measured no faster at 4 clients.
         server = PredictionServer(
@@ -348,11 +385,48 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         )
     print(f"model: {model_info.line()}")
     print(f"Serving the drawing page on {server.url} (Ctrl+C stops)", flush=True)
+    server.warm_up_in_background()  # GET /readyz: 503 until the model has answered once
     try:
         server.serve_forever()  # until Ctrl+C or SIGTERM
     finally:
         server.server_close()
     return 0
+
+
+def settings_from_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Fill in the settings not given as flags from their variables, else the defaults; a
+    ValueError names the flag or variable that is wrong and what it takes."""
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be 0..65535, got {args.port}")
+    if args.host is None:
+        args.host = _variable(environ, HOST_VARIABLE, "an address or a name") or DEFAULT_HOST
+    if args.port is None:
+        text = _variable(environ, PORT_VARIABLE, "a port number 0..65535")
+        args.port = DEFAULT_PORT if text is None else _port(text)
+    if args.model is None:
+        text = _variable(environ, MODEL_VARIABLE, "the path of a model file")
+        args.model = None if text is None else Path(text)
+    if args.log_format is None:
+        text = _variable(environ, LOG_FORMAT_VARIABLE, " or ".join(LOG_FORMATS))
+        if text is not None and text not in LOG_FORMATS:
+            raise ValueError(
+                f"${LOG_FORMAT_VARIABLE} is {text!r}: expected {' or '.join(LOG_FORMATS)}"
+            )
+        args.log_format = text or LOG_FORMATS[0]
+
+
+def _variable(environ: Mapping[str, str], name: str, expected: str) -> str | None:
+    """The variable's value, None when it is not set; set but empty is an error."""
+    value = environ.get(name)
+    if value is not None and not value.strip():
+        raise ValueError(f"${name} is set but empty: expected {expected}, or unset it")
+    return None if value is None else value.strip()
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError(f"${PORT_VARIABLE} is {text!r}: expected a port number 0..65535")
+    return int(text)
 
 
 def host_names(given: str | None, host: str) -> list[str]:

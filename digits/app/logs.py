@@ -1,4 +1,6 @@
-"""What digits-serve logs: a line per request unless --quiet, and each kind of warning once.
+"""What digits-serve logs: a line per request unless --quiet, and each kind of warning once;
+as text ("INFO: 127.0.0.1:5000 - "GET / HTTP/1.1" 200") or, with --log-format json, one JSON
+object per line (JsonLines) for a log collector.
 
 A client decides what a request makes the libraries warn about: a JPEG whose EXIF holds 5,000
 bad tags makes Pillow warn 5,000 times (1 MB of text), an Upgrade header makes uvicorn log two
@@ -9,8 +11,10 @@ time its kind is seen (its category and the line that warns, whatever the messag
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 import warnings
 from typing import TextIO
 
@@ -69,6 +73,48 @@ class OncePerKind:
             filename,
             lineno,
         )
+
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(levelname)s: %(message)s"
+
+
+class JsonLines(logging.Formatter):
+    """A record as one line of JSON: {"time", "level", "logger", "message"}; uvicorn's access
+    lines also as fields, {"client", "method", "path", "http_version", "status"}. Whatever a
+    client sent (the path) is escaped by json.dumps: one record stays one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            client, method, path, http_version, status = record.args
+            entry |= {
+                "client": client,
+                "method": method,
+                "path": path,
+                "http_version": http_version,
+                "status": status,
+            }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(log_format: str, quiet: bool) -> None:
+    """Process-wide, from main: warnings and errors, and unless `quiet` a line per request,
+    to stderr in `log_format` (one of LOG_FORMATS), when logging has no handler yet (as
+    logging.basicConfig); then `limit_logging`."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(handlers=[handler], level=logging.WARNING)  # unless set up already
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    limit_logging(quiet)
 
 
 def limit_logging(quiet: bool) -> None:
