@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup plots-template repro app-model prerequisites test test-fast lint format verify \
-	plots docs bench bench-torch profile-train serve bench-serve tune lock check-wheels \
+	plots docs bench bench-torch profile-train serve bench-serve bench-runtimes tune lock check-wheels \
 	check-lock python clean
 
 # Every target with a `## ` comment is listed by `make help`, in this file's order.
@@ -128,6 +128,9 @@ bench-serve: setup ## the server's latency with 1 and 4 clients, and the app's a
 	$(BIN)/python -m tools.bench_serve
 	$(BIN)/python -m tools.served_accuracy
 
+bench-runtimes: setup ## the server on ONNX Runtime and on Keras: start, memory, latency
+	$(BIN)/python -m tools.bench_runtimes
+
 # One lock for every platform and Python version in README.md's table, resolved by uv (pinned,
 # from PyPI, in build/) with the current requirements.lock as preferences: pins only move when
 # pyproject.toml requires it, or with UPGRADE=1. The platforms are [tool.uv] environments.
@@ -142,8 +145,15 @@ $(UV):
 UV_COMPILE = $(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command 'make lock' --quiet --output-file
 
+# The container image's lock (Dockerfile): requirements-serve.in's packages at requirements.lock's
+# versions, so the image serves with what the tests ran.
+SERVE_COMPILE = $(UV) pip compile requirements-serve.in --constraint requirements.lock --universal \
+	--python-version 3.11 --generate-hashes --custom-compile-command 'make lock' --quiet \
+	--output-file
+
 lock: $(UV) ## re-resolve requirements.lock for every platform (UPGRADE=1: newest versions)
 	$(UV_COMPILE) requirements.lock $(if $(UPGRADE),--upgrade)
+	$(SERVE_COMPILE) requirements-serve.lock
 
 # requirements.lock is exactly what make lock makes of pyproject.toml, with the hashes PyPI has
 # for its versions: not edited by hand, and not left behind by a change to the dependencies.
@@ -153,6 +163,10 @@ check-lock: $(UV) ## fail unless requirements.lock is what make lock makes of py
 	$(UV_COMPILE) build/requirements.lock.check
 	diff -u requirements.lock build/requirements.lock.check \
 	  || { echo "requirements.lock is not what make lock makes: run make lock" >&2; exit 1; }
+	sed -e '/--hash=/d' -e 's/ \\$$//' requirements-serve.lock > build/requirements-serve.lock.check
+	$(SERVE_COMPILE) build/requirements-serve.lock.check
+	diff -u requirements-serve.lock build/requirements-serve.lock.check \
+	  || { echo "requirements-serve.lock is not what make lock makes: run make lock" >&2; exit 1; }
 
 python: ## which Python make would create .venv with
 	@$(PYTHON) -c '$(SAY_PYTHON)'

@@ -1,6 +1,7 @@
 """The model card: the facts of a trained model that travel with it, in its folder.
 
     <folder>/model.keras     the model
+    <folder>/model.onnx      the same model as ONNX, for ONNX Runtime
     <folder>/model.json      name, md5, parameters, recipe, test and other-handwriting metrics,
                              what it misreads, training time (with its runner), data licence
     <folder>/MODEL_CARD.md   the same for people: intended use, results, limits
@@ -25,6 +26,7 @@ from digits.params import TrainParams, parse_section
 CARD_FILE = "model.json"
 CARD_TEXT_FILE = "MODEL_CARD.md"
 MODEL_FILE = "model.keras"
+ONNX_FILE = "model.onnx"  # the same model for ONNX Runtime (digits/onnx_export.py)
 MISREADS_SHOWN = 5
 
 

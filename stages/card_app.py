@@ -1,6 +1,7 @@
 """Stage card_app: the app's model and what was measured of it -> its folder with a card.
 
     <card>/model.keras     a copy of --model
+    <card>/model.onnx      a copy of --onnx, the same model for ONNX Runtime (stage export-app)
     <card>/model.json      digits.card.model_card: artifact name, md5, parameters, recipe,
                            test metrics, misreadings, other handwriting, training time, licence
     <card>/MODEL_CARD.md   the same for people (digits.card.card_text)
@@ -28,6 +29,7 @@ from digits.card import (
     CARD_FILE,
     CARD_TEXT_FILE,
     MODEL_FILE,
+    ONNX_FILE,
     card_text,
     measured_training,
     misreads,
@@ -48,6 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argument_parser(__doc__)
     parser.add_argument("--name", required=True, help="the model's DVC artifact name")
     parser.add_argument("--model", type=Path, required=True, help="input .keras file")
+    parser.add_argument("--onnx", type=Path, required=True, help="the same model as .onnx")
     parser.add_argument("--recipe", type=Path, required=True, help="the recipe it was trained on")
     parser.add_argument("--train-metrics", type=Path, required=True, help="train stage's JSON")
     parser.add_argument("--test-metrics", type=Path, required=True, help="evaluate stage's JSON")
@@ -99,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with atomic_directory(args.card) as folder:
         shutil.copyfile(args.model, folder / MODEL_FILE)
+        shutil.copyfile(args.onnx, folder / ONNX_FILE)
         write_json(folder / CARD_FILE, card)
         (folder / CARD_TEXT_FILE).write_text(card_text(card, NOT_A_DIGIT_RULE), encoding="utf-8")
     print(f"wrote {args.card}: {card['artifact']}, md5 {md5[:8]}")

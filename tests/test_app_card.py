@@ -61,10 +61,12 @@ def card_argv(tmp_path: Path, model_file: Path, handwriting: Path, records: Path
     (tmp_path / "evaluate.json").write_text(json.dumps({"test": test}))
     predictions = pd.DataFrame({"actual": [9, 9, 9, 4, 7, 1], "predicted": [4, 4, 9, 9, 7, 7]})
     predictions.to_csv(tmp_path / "predictions.csv", index=False)
+    (tmp_path / "model.onnx").write_bytes(b"the export stage's ONNX file")  # copied as it is
     return [
         *("--params", str(PROJECT / "params.yaml")),
         *("--name", "digits-recogniser"),
         *("--model", str(model_file)),
+        *("--onnx", str(tmp_path / "model.onnx")),
         *("--recipe", str(PROJECT / "app-model/recipe.yaml")),
         *("--train-metrics", str(tmp_path / "train.json")),
         *("--test-metrics", str(tmp_path / "evaluate.json")),
@@ -94,8 +96,10 @@ def test_the_card_folder_holds_the_model_and_its_facts(
         "MODEL_CARD.md",
         "model.json",
         "model.keras",
+        "model.onnx",
     ]
     assert (folder / "model.keras").read_bytes() == model_file.read_bytes()
+    assert (folder / "model.onnx").read_bytes() == (tmp_path / "model.onnx").read_bytes()
     card = read_card(folder / "model.json")
     md5 = hashlib.md5(model_file.read_bytes(), usedforsecurity=False).hexdigest()
     assert card["artifact"] == "digits-recogniser"

@@ -96,8 +96,8 @@ def test_nothing_changed_nothing_runs(project: Project):
     only(set(), project.repro())
 
 
-def test_train_param_reruns_train_and_evaluate_only(slower_learning: Repro):
-    only({"train", "evaluate"}, slower_learning)
+def test_train_param_reruns_train_evaluate_and_export_only(slower_learning: Repro):
+    only({"train", "evaluate", "export"}, slower_learning)
 
 
 def test_evaluate_param_reruns_both_evaluate_stages_only(project: Project):
@@ -113,7 +113,7 @@ def test_preprocess_param_reruns_preprocess_and_everything_after(project: Projec
         project.set_params("preprocess", seed=7)
         # dvc status names the stage whose params changed; repro also reruns what depends on it.
         assert set(project.status()) == {"preprocess"}
-        only({"preprocess", "explore", "train", "evaluate", *APP_STAGES}, project.repro())
+        only({"preprocess", "explore", "train", "evaluate", "export", *APP_STAGES}, project.repro())
 
 
 def test_a_plain_dvc_repro_runs_the_pipeline_and_not_the_app_model(project: Project):
@@ -128,7 +128,7 @@ def test_a_plain_dvc_repro_runs_the_pipeline_and_not_the_app_model(project: Proj
 
         result = parse_repro(project.dvc("repro"), PIPELINE_STAGES)
 
-        assert result.ran == {"preprocess", "explore", "train", "evaluate"}, result.output
+        assert result.ran == {"preprocess", "explore", "train", "evaluate", "export"}, result.output
         assert tree_digest(project.root / "data/app-model") == app_model
         # data/processed changed (train-app, evaluate-app), and the recipe the card states
         assert set(project.status()) == {TRAIN_APP, EVALUATE_APP, CARD_APP}
@@ -327,7 +327,7 @@ def test_a_failed_run_keeps_the_last_good_outputs(project: Project, kind: str):
         # Fix the cause; the next `dvc repro` finishes the job and leaves nothing behind.
         project.git("checkout", "--quiet", "--", INJECTED)
         project.set_params("train", epochs=3)
-        assert project.repro().ran == {"train", "evaluate"}
+        assert project.repro().ran == {"train", "evaluate", "export"}
         assert project.status() == {}
         assert temp_files(project) == []
         train = json.loads((project.root / "metrics/train.json").read_text(encoding="utf-8"))
@@ -567,7 +567,8 @@ def test_exp_run_with_a_param_and_exp_show_lists_it(project: Project):
     try:
         result = project.run(VENV_BIN / "dvc", "exp", "run", "-S", "train.epochs=1")
         # `dvc exp run`, like `dvc repro`, runs the root dvc.yaml: never the app's model.
-        only({"train", "evaluate"}, parse_repro(result.stdout, PIPELINE_STAGES), PIPELINE_STAGES)
+        ran = parse_repro(result.stdout, PIPELINE_STAGES)
+        only({"train", "evaluate", "export"}, ran, PIPELINE_STAGES)
         (name,) = re.findall(r"^Ran experiment\(s\): (\S+)$", result.stdout, re.MULTILINE)
         shown = experiments(project)
         assert name in shown, shown.keys()
@@ -807,7 +808,7 @@ def test_make_verify_names_the_stage_and_file_of_a_wrong_hash(project: Project):
     (model,) = [o for o in lock["stages"]["train"]["outs"] if o["path"].endswith("model.keras")]
     right, wrong = model["md5"], "0123456789abcdef0123456789abcdef"
     text = (copy / "dvc.lock").read_text(encoding="utf-8")
-    assert text.count(right) == 2  # the train stage's out and the evaluate stage's dep
+    assert text.count(right) == 3  # the train stage's out, the evaluate and export stages' deps
     first = text.index(right, text.index("\n  train:"))  # edit the train stage's out only
     (copy / "dvc.lock").write_text(
         text[:first] + wrong + text[first + len(right) :], encoding="utf-8"

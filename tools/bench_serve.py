@@ -222,13 +222,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def model_to_bench(given: Path | None) -> Path:
+    """--model, else what digits-serve loads by default; SystemExit naming a missing file."""
     try:
-        model = args.model or default_model().path
+        model = given or default_model().path
     except DigitsError as error:
         raise SystemExit(f"error: {error}") from None
     require_models([model])
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    model = model_to_bench(args.model)
     if args.memory:
         memory_report(model)
         return 0

@@ -48,7 +48,7 @@ from digits.app.artifacts import (
 from digits.app.images import read_image, release_image_memory_when_freed, to_mnist
 from digits.app.logs import LOG_FORMATS, configure_logging
 from digits.app.model_file import check_model_path
-from digits.app.predict import Predictor, prediction_json
+from digits.app.predict import OnnxPredictor, Predictor, prediction_json, predictor_for
 from digits.app.server import LOOPBACK_HOSTS, PredictionServer
 from digits.determinism import pin_cpu_kernels
 from digits.errors import DigitsError
@@ -151,7 +151,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     output = JsonOutput() if args.json else TextOutput()
-    predictor: Predictor | None = None  # loaded for the first readable file
+    predictor: Predictor | OnnxPredictor | None = None  # loaded for the first readable file
     failed = False
     try:
         for start in range(0, len(args.images), BATCH_SIZE):
@@ -193,13 +193,13 @@ def read_images(paths: Sequence[Path]) -> list[np.ndarray | str]:
     return images
 
 
-def load_predictor(given: Path | None, say_which: bool) -> Predictor | None:
+def load_predictor(given: Path | None, say_which: bool) -> Predictor | OnnxPredictor | None:
     """The model of --model (or the default), or None once its error is on stderr; with
     `say_which`, which model it is goes to stderr (stdout keeps the results only)."""
     try:
         model = model_to_load(given)
         pin_cpu_kernels()
-        predictor = Predictor.from_file(model)
+        predictor = predictor_for(model)
     except DigitsError as error:
         report_error(str(error))
         return None
@@ -356,7 +356,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     try:
         model = model_to_load(args.model)
         pin_cpu_kernels()
-        predictor = Predictor.from_file(model)  # once, before the first request
+        predictor = predictor_for(model)  # once, before the first request
     except DigitsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -88,9 +88,10 @@ def refuse(path: str | os.PathLike[str], problem: str) -> DigitsError:
     return DigitsError(f"{path}: not a usable Keras model: {problem}")
 
 
-def read_model_file(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of the .keras file at `path` (symlinks followed): a regular file of at most
-    MAX_MODEL_BYTES, opened only once os.stat says so. DigitsError naming the file otherwise."""
+def read_model_file(path: str | os.PathLike[str], suffix: str = ".keras") -> bytes:
+    """The bytes of the .keras (or `suffix`) file at `path` (symlinks followed): a regular file
+    of at most MAX_MODEL_BYTES, opened only once os.stat says so. DigitsError naming the file
+    otherwise."""
     path = Path(path)
     try:
         status = os.stat(path)
@@ -101,8 +102,9 @@ def read_model_file(path: str | os.PathLike[str]) -> bytes:
         ) from None
     except OSError as error:
         raise refuse(path, f"cannot read it: {error.strerror or error}") from None
-    if path.suffix != ".keras":
-        raise DigitsError(f"{path}: not a .keras file (Keras 3 saves models as NAME.keras)")
+    if path.suffix != suffix:
+        saved_as = " (Keras 3 saves models as NAME.keras)" if suffix == ".keras" else ""
+        raise DigitsError(f"{path}: not a {suffix} file{saved_as}")
     check_file_status(path, status)
     try:
         # O_NONBLOCK: should the path have become a FIFO since the stat, the open returns

@@ -1,5 +1,8 @@
 """Class probabilities for single images, fast enough to serve: the model is called directly.
 
+`predictor_for` runs the model with ONNX Runtime when its ONNX export (the export stage's
+model.onnx) is beside the .keras file: OnnxPredictor, which never imports TensorFlow. Otherwise,
+and as the reference the export is checked against, the Keras model: Predictor.
 `model.predict` sets up a data pipeline on every call (about 35 ms here for one image); a
 `tf.function` with a fixed input signature is traced once and then costs about 0.25 ms.
 TensorFlow is imported when a Predictor is made: call `digits.determinism.pin_cpu_kernels()`
@@ -32,6 +35,8 @@ TOP_COUNT = 3
 class Predictor:
     """A loaded model and its traced forward pass; safe to call from several threads."""
 
+    runtime = "Keras (TensorFlow)"
+
     def __init__(self, model: keras.Model) -> None:
         import tensorflow as tf
 
@@ -57,8 +62,15 @@ class Predictor:
         shapes. Keras reads the bytes that were checked (a private copy), not the path again."""
         data = read_model_file(path)
         check_keras_archive(data, path)
-        with native_stderr_silenced():
-            from digits.model import load_model  # imports TensorFlow
+        try:
+            with native_stderr_silenced():
+                from digits.model import load_model  # imports TensorFlow
+        except ImportError as error:  # an environment without Keras: the container image's
+            raise DigitsError(
+                f"{path}: Keras is not installed here ({error.name} is missing), so only the "
+                f"model's ONNX export can run: put {onnx_beside(path).name} beside it (the "
+                "export stage writes it)"
+            ) from None
         try:
             scratch = tempfile.TemporaryDirectory(prefix="digits-model-")
             copy = Path(scratch.name) / "model.keras"
@@ -90,6 +102,74 @@ class Predictor:
                 f"expected (N, {IMAGE_HEIGHT}, {IMAGE_WIDTH}) images, got {images.shape}"
             )
         return self._forward(images).numpy()
+
+
+class OnnxPredictor:
+    """The model's ONNX export run by ONNX Runtime on the CPU; safe to call from several threads
+    (an InferenceSession's run is). No TensorFlow."""
+
+    runtime = "ONNX Runtime"
+
+    def __init__(self, data: bytes, path: str | os.PathLike[str]) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: no warnings about unused initialisers
+        try:
+            self._session = onnxruntime.InferenceSession(
+                data, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ONNX Runtime's words for bytes it cannot use; no traceback
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error)
+            raise DigitsError(f"{path}: not a usable ONNX model: {reason}") from None
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        shapes = [value.shape[1:] for value in (*inputs, *outputs)]
+        if (
+            len(inputs) != 1
+            or len(outputs) != 1
+            or shapes != [[IMAGE_HEIGHT, IMAGE_WIDTH], [NUM_CLASSES]]
+        ):
+            raise DigitsError(
+                f"{path}: the ONNX model maps {[v.shape for v in inputs]} -> "
+                f"{[v.shape for v in outputs]}; expected one (N, {IMAGE_HEIGHT}, {IMAGE_WIDTH}) "
+                f"input and one (N, {NUM_CLASSES}) output"
+            )
+        self._input = inputs[0].name
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> OnnxPredictor:
+        """Load a .onnx file: DigitsError, naming it, if it is not a regular file within
+        digits.app.model_file's size limit, or not an ONNX model of 28x28 images -> 10 classes.
+        ONNX Runtime reads the bytes that were checked, not the path again."""
+        return cls(read_model_file(path, suffix=ONNX_SUFFIX), path)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 class probabilities."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if images.ndim != 3 or images.shape[1:] != (IMAGE_HEIGHT, IMAGE_WIDTH):
+            raise ValueError(
+                f"expected (N, {IMAGE_HEIGHT}, {IMAGE_WIDTH}) images, got {images.shape}"
+            )
+        return self._session.run(None, {self._input: images})[0]
+
+
+ONNX_SUFFIX = ".onnx"
+
+
+def onnx_beside(path: str | os.PathLike[str]) -> Path:
+    """Where the export stage's ONNX file of the .keras file `path` is: same name, .onnx."""
+    return Path(path).with_suffix(ONNX_SUFFIX)
+
+
+def predictor_for(path: str | os.PathLike[str]) -> Predictor | OnnxPredictor:
+    """The model of the .keras file `path`: with ONNX Runtime when its .onnx file is beside it
+    (onnx_beside), else with Keras (call pin_cpu_kernels() first). DigitsError naming the file
+    that cannot be used; a broken .onnx file is an error, not a reason to load TensorFlow."""
+    onnx_path = onnx_beside(path)
+    if onnx_path.exists():
+        read_model_file(path)  # the .keras file must be there too: it is what the app names
+        return OnnxPredictor.from_file(onnx_path)
+    return Predictor.from_file(path)
 
 
 @contextlib.contextmanager

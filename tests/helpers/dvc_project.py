@@ -39,6 +39,7 @@ COPIED = (
     "digits",
     "tools/__init__.py",
     "tools/verify_outputs.py",
+    "tools/check_params_file.py",  # make repro, app-model and verify run it first
     "tools/experiments.py",
     "tools/experiment_records.py",
     "tools/sweep.py",
@@ -66,7 +67,7 @@ def stage_names(pipeline: str) -> tuple[str, ...]:
 
 PIPELINE_STAGES = stage_names("dvc.yaml")  # what a plain `dvc repro` at the root runs
 APP_STAGES = stage_names(APP_PIPELINE)
-TRAIN_APP, EVALUATE_APP, OTHER_HANDWRITING, CARD_APP = APP_STAGES
+TRAIN_APP, EVALUATE_APP, OTHER_HANDWRITING, EXPORT_APP, CARD_APP = APP_STAGES
 STAGES = (*PIPELINE_STAGES, *APP_STAGES)  # `dvc repro --all-pipelines`
 DATASETS = Path("data/datasets.yaml")  # the download stage's dataset sources (mirrors, pins)
 # Small enough that `dvc repro` of the whole pipeline takes about 15 s on 2 cores.
