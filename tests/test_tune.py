@@ -281,11 +281,13 @@ def test_the_best_trial_becomes_a_table_row_after_the_sweep_rows(
     settings = ["train.architecture=cnn", "train.conv_filters=[16,32]", "train.epochs=12"]
     best = tune_result.Best("mnist-7", settings, 0.9951, 0.9937, trials=20, jobs=2, data=data)
 
+    before = experiments.readme_rows(page.read_text(encoding="utf-8"))
     experiments.write_rows({"mnist-7": tune_result.table_record(best, "mnist")})
     experiments.write_rows({})  # a later rewrite of the sweep's rows keeps it, last
 
     rows = experiments.readme_rows(page.read_text(encoding="utf-8"))
-    assert list(rows) == [*sweep.EXPERIMENTS, "mnist-7"]
+    assert list(rows) == [*before, "mnist-7"]
+    assert list(rows)[: len(sweep.EXPERIMENTS)] == list(sweep.EXPERIMENTS)
     assert rows["mnist-7"] == (
         "| mnist-7: best of study mnist (20 trials) | 0.9951 | 0.9937 | 0.9936 | 421,930 "
         f"| 80 s (12 epochs) | {experiments.LOCAL_RUNNER}, 2 trials at once "
