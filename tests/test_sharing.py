@@ -233,6 +233,7 @@ def test_artifacts_get_fetches_the_model_that_loads_and_predicts(
             "MODEL_CARD.md",
             "model.json",
             "model.keras",
+            "model.onnx",
         ]
         card = json.loads((fetched / "model.json").read_text(encoding="utf-8"))
         assert which.stderr.startswith(f"model: {artifact} ("), which.stderr
