@@ -327,3 +327,20 @@ def test_the_table_s_records_are_its_rows(tmp_path: Path) -> None:
         apply_overrides(params, record["settings"])
         trained = yaml.safe_load(params.read_text(encoding="utf-8"))["train"]
         assert record["train"] == trained, f"{name}: its train section is not its settings'"
+
+
+def test_timed_rows_come_in_the_sweep_s_order_whatever_the_timings_order() -> None:
+    metrics = {
+        "metrics/train.json": {
+            "data": {"epochs": 1, "parameters": 10, "best": {"val_accuracy": 1}}
+        },
+        "metrics/evaluate.json": {"data": {"test": {"accuracy": 1, "macro": {"f1": 1}}}},
+    }
+    data = {"metrics": metrics, "params": {"params.yaml": {"data": {"train": {}}}}}
+    first, second = list(sweep.EXPERIMENTS)[:2]
+    shown = [{"experiments": [{"revs": [{"name": n, "data": data} for n in (first, second)]}]}]
+    timing = experiment_records.Timing(1, 1.0, 10, "here")
+
+    records = experiments.table_records(shown, {second: timing, first: timing})
+
+    assert list(records) == [first, second]

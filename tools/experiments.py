@@ -195,7 +195,8 @@ def table_records(shown: list[dict], timings: Mapping[str, Timing]) -> dict[str,
     missing = [name for name in timings if name not in found]
     if missing:
         raise SystemExit(f"not in `dvc exp show` (run, or pull, them first): {missing}")
-    return {name: row_record(name, found[name], timings[name]) for name in timings}
+    ordered = [name for name in EXPERIMENTS if name in timings]
+    return {name: row_record(name, found[name], timings[name]) for name in ordered}
 
 
 def readme_rows(text: str) -> dict[str, str]:
