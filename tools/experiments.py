@@ -173,7 +173,7 @@ def format_row(name: str, record: Mapping[str, Any]) -> str:
         f"| {NOT_RECORDED if validation is None else f'{validation:.4f}'} "
         f"| {record['test_accuracy']:.4f} | {record['macro_f1']:.4f} | {record['parameters']:,} "
         f"| {record['seconds']:.0f} s ({record['epochs']} epochs) | {record['runner']} "
-        f"| {record.get('chosen_by', HAND)} | `{record['reproduce']}` |"
+        f"| {record['chosen_by']} | `{record['reproduce']}` |"
     )
 
 
@@ -221,7 +221,7 @@ def write_rows(new_records: Mapping[str, Mapping[str, Any]]) -> None:
     missing = [name for name in EXPERIMENTS if name not in records]
     if missing:
         raise SystemExit(f"no row and no timing for {missing}")
-    tuned = [name for name, row in records.items() if row.get("chosen_by", HAND) != HAND]
+    tuned = [name for name, row in records.items() if row["chosen_by"] != HAND]
     records = {name: records[name] for name in [*EXPERIMENTS, *tuned]}
     table = "\n".join([*HEADER, *(format_row(name, records[name]) for name in records)])
     before, rest = text.split(START)
