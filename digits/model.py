@@ -190,7 +190,7 @@ def use_fused_batch_norm(model: keras.Model) -> None:
     """Train the model's batch normalisation layers with the fused kernel
     (_fused_batch_norm_call). Only the training computation changes: the layers stay Keras'
     BatchNormalization, so the saved model loads anywhere Keras runs (the ONNX export, the app).
-    On this project's CNNs it saves about a sixth of an epoch's time (docs/speed.md)."""
+    What it saves is measured in docs/speed.md ("Batch norm, fused")."""
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.call = types.MethodType(_fused_batch_norm_call, layer)
