@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import tempfile
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ class Network:
     hidden_units: tuple[int, ...] = (128, 64)  # mlp: hidden Dense layers; cnn: after the convs
     conv_filters: tuple[int, ...] = (32, 64)  # cnn: one block of 3x3 convolutions per entry
     convs_per_block: int | tuple[int, ...] = 1  # cnn: for every block, or one count per block
-    batch_norm: bool = True  # cnn: batch normalisation after every convolution
+    batch_norm: bool = False  # cnn: batch normalisation after every convolution
     activation: str = "relu"
     dropout_rate: float = 0.2
     augmentation: Augmentation | None = None  # None: no augmentation layers
@@ -163,6 +164,38 @@ def _convolution_blocks(network: Network) -> list[layers.Layer]:
     return blocks
 
 
+def _fused_batch_norm_call(layer: layers.BatchNormalization, inputs, training=None, mask=None):
+    """BatchNormalization.call, in training on (N, H, W, C) images, with TensorFlow's fused
+    kernel (FusedBatchNormV3): one op forward and one backward instead of Keras 3's moments and
+    normalisation ops. Same normalisation and moving-statistics update as Keras' call, up to
+    float rounding; anything else (inference, other ranks) is Keras' own call."""
+    import tensorflow as tf
+
+    if not (training and layer.trainable) or len(inputs.shape) != 4 or layer.axis not in (-1, 3):
+        return type(layer).call(layer, inputs, training=training, mask=mask)
+    outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        inputs, layer.gamma, layer.beta, epsilon=layer.epsilon, is_training=True
+    )
+    # The kernel returns the unbiased variance (n - 1); Keras' moving variance averages the
+    # biased one.
+    samples = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), variance.dtype)
+    variance = variance * (samples - 1) / samples
+    momentum = layer.momentum
+    layer.moving_mean.assign(layer.moving_mean * momentum + mean * (1 - momentum))
+    layer.moving_variance.assign(layer.moving_variance * momentum + variance * (1 - momentum))
+    return outputs
+
+
+def use_fused_batch_norm(model: keras.Model) -> None:
+    """Train the model's batch normalisation layers with the fused kernel
+    (_fused_batch_norm_call). Only the training computation changes: the layers stay Keras'
+    BatchNormalization, so the saved model loads anywhere Keras runs (the ONNX export, the app).
+    What it saves is measured in docs/speed.md ("Batch norm, fused")."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.call = types.MethodType(_fused_batch_norm_call, layer)
+
+
 def build_model(network: Network) -> keras.Model:
     """The network on (N, 28, 28) images in [0, 1].
 
@@ -254,6 +287,7 @@ def train_model(
     """
     images, labels = train
     steps_per_epoch = math.ceil(len(images) / params.batch_size)
+    use_fused_batch_norm(model)
     compile_model(model, params, steps_per_epoch, steps_per_execution=steps_per_epoch)
     stopping = (
         [

@@ -24,6 +24,7 @@ from digits.model import (
     predict_probabilities,
     save_model,
     train_model,
+    use_fused_batch_norm,
 )
 from digits.params import TrainParams
 
@@ -456,3 +457,42 @@ def test_batch_norm_statistics_follow_a_short_run(synthetic_data: dict) -> None:
     moving = keras.ops.convert_to_numpy(norm.moving_variance)
     assert np.all(moving < 3 * actual), (moving, actual)
     assert np.all(moving > actual / 3), (moving, actual)
+
+
+def test_training_runs_batch_norm_as_one_fused_op(synthetic_data: dict) -> None:
+    """train_model trains batch norm with TensorFlow's fused kernel (docs/speed.md), and the
+    trained model still holds Keras' own BatchNormalization layers."""
+    import tensorflow as tf
+
+    params = tiny_train_params(architecture="cnn", batch_norm=True, epochs=1)
+    model, _ = trained_model(params, synthetic_data)
+    images, _ = synthetic_data["train"]
+
+    graph = (
+        tf.function(lambda batch: model(batch, training=True))
+        .get_concrete_function(tf.TensorSpec((None, *images.shape[1:]), tf.float32))
+        .graph
+    )
+    kinds = {operation.type for operation in graph.get_operations()}
+    assert "FusedBatchNormV3" in kinds
+    assert {layer["class_name"] for layer in model.get_config()["layers"]} >= {"BatchNormalization"}
+
+
+def test_fused_batch_norm_normalises_and_updates_statistics_as_keras_does() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.normal(3.0, 2.0, size=(16, 7, 7, 5)).astype("float32")
+    plain, fused = (keras.layers.BatchNormalization(momentum=0.9) for _ in range(2))
+    for norm in (plain, fused):
+        norm.build(images.shape)
+    use_fused_batch_norm(keras.Sequential([keras.Input(images.shape[1:]), fused]))
+
+    expected, actual = plain(images, training=True), fused(images, training=True)
+
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(getattr(fused, name)),
+            keras.ops.convert_to_numpy(getattr(plain, name)),
+            rtol=1e-5,
+        )
+    np.testing.assert_allclose(fused(images), plain(images), atol=1e-5)  # inference: Keras' call

@@ -269,6 +269,8 @@ def test_the_best_trial_becomes_a_table_row_after_the_sweep_rows(
     page = tmp_path / "experiments.md"
     shutil.copy(experiments.TABLE_PAGE, page)
     monkeypatch.setattr(experiments, "TABLE_PAGE", page)
+    shutil.copy(experiments.README_PAGE, tmp_path / "README.md")
+    monkeypatch.setattr(experiments, "README_PAGE", tmp_path / "README.md")
     records = tmp_path / "experiments.json"
     shutil.copy(experiments.TABLE_RECORDS, records)
     monkeypatch.setattr(experiments, "TABLE_RECORDS", records)

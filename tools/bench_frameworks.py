@@ -6,10 +6,10 @@ For each network, each repeat trains once with the pipeline's own code path (dig
 build_model + train_model, with the train stage's determinism and thread settings, in a fresh
 process as under dvc) and once in PyTorch (tools/bench_torch.py, in build/torch-venv: PyTorch is
 not a dependency of the pipeline), one after the other. Networks: the notebook MLP for the full
-20 epochs, and the CNN of the cnn-augmented experiment for 2 epochs, of which the second is
-reported (the first also holds Keras' graph tracing). Times are of training and validation only:
-no imports, no data loading. Prints every run, the medians, the ratio Keras / PyTorch and
-samples per second.
+20 epochs, and the augmented CNN of tools/sweep.py (AUGMENTED_CNN) for 2 epochs, of which the
+second is reported (the first also holds Keras' graph tracing). Times are of training and
+validation only: no imports, no data loading. Prints every run, the medians, the ratio
+Keras / PyTorch and samples per second.
 Needs data/processed (dvc repro preprocess).
 """
 

@@ -16,7 +16,8 @@ The same sweep as parallel CI jobs (.github/workflows/sweep.yml), one job per ex
 The table's numbers come only from `dvc exp show --json` (params and metrics) and from the
 train stage's own log line "trained N epochs in S s": read back with `dvc queue logs <name>`
 after a local queue, or from each CI job's timing file (never from a tracked output). `table`
-writes them twice: as the docs' Markdown table and as docs/experiments.json, one record per row
+writes them as a Markdown table, in the docs and in the README's results (the same table in
+both), and as docs/experiments.json, one record per row
 (tools/experiment_records.py), which the app-model pipeline's card-app stage reads for the app's
 training time.
 """
@@ -46,7 +47,8 @@ from tools.experiment_records import (
 from tools.sweep import EXPERIMENTS, SHOW, command
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE_PAGE = ROOT / "docs" / "experiments.md"  # the table lives between its markers
+TABLE_PAGE = ROOT / "docs" / "experiments.md"  # the table lives between its markers,
+README_PAGE = ROOT / "README.md"  # and the same table in the README's results
 START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
 # What the table says for timings read back with `dvc queue logs`: this machine's queue.
 LOCAL_RUNNER = f"local queue, {os.cpu_count()} cores"
@@ -216,7 +218,6 @@ def write_rows(new_records: Mapping[str, Mapping[str, Any]]) -> None:
     """The table and its records with `new_records` in place of those of the same names: the
     sweep's rows in its order, then the tuner's best trials in the order they were added. Rows
     written by hand for experiments no longer in the sweep are dropped."""
-    text = TABLE_PAGE.read_text(encoding="utf-8")
     records = {**read_records(TABLE_RECORDS), **new_records}
     missing = [name for name in EXPERIMENTS if name not in records]
     if missing:
@@ -224,11 +225,13 @@ def write_rows(new_records: Mapping[str, Mapping[str, Any]]) -> None:
     tuned = [name for name, row in records.items() if row["chosen_by"] != HAND]
     records = {name: records[name] for name in [*EXPERIMENTS, *tuned]}
     table = "\n".join([*HEADER, *(format_row(name, records[name]) for name in records)])
-    before, rest = text.split(START)
-    _, after = rest.split(END)
+    pages = {page: page.read_text(encoding="utf-8") for page in (TABLE_PAGE, README_PAGE)}
     write_atomically(TABLE_RECORDS, json.dumps({"experiments": records}, indent=2) + "\n")
-    write_atomically(TABLE_PAGE, f"{before}{START}\n{table}\n{END}{after}")
-    print(f"rewrote the experiments table in {TABLE_PAGE} and {TABLE_RECORDS}")
+    for page, text in pages.items():
+        before, rest = text.split(START)
+        _, after = rest.split(END)
+        write_atomically(page, f"{before}{START}\n{table}\n{END}{after}")
+    print(f"rewrote the experiments table in {TABLE_PAGE}, {README_PAGE} and {TABLE_RECORDS}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

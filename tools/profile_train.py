@@ -2,9 +2,9 @@
 
     make profile-train        # or: python -m tools.profile_train [--networks mlp] [--epochs 3]
 
-For the notebook MLP and for the CNN of the cnn-augmented experiment, trains the pipeline's
-code path (digits.model, as the train stage runs it) and variants of it that each change one
-thing: the thread count, op determinism, oneDNN, XLA, the augmentation layers, batch norm, the
+For the notebook MLP and for the augmented CNN of tools/sweep.py (AUGMENTED_CNN), trains the
+pipeline's code path (digits.model, as the train stage runs it) and variants of it that each change
+one thing: the thread count, op determinism, oneDNN, XLA, the augmentation layers, batch norm, the
 convolutions per block. Each run is a fresh process (TensorFlow's thread and oneDNN settings are
 per process) on the first --fraction of the training split, for --epochs epochs; the first
 epoch (graph tracing) is left out. Prints, per variant, the wall-clock and CPU seconds of an
@@ -35,6 +35,7 @@ class Variant(NamedTuple):
     determinism: bool = True
     xla: bool = False  # Keras turns XLA off under op determinism: only without it
     environment: tuple[tuple[str, str], ...] = ()
+    fused_batch_norm: bool = True  # False: Keras' own batch norm ops (digits.model)
 
 
 COMMON = {
@@ -53,6 +54,7 @@ VARIANTS = {
         **COMMON,
         "no augmentation": Variant(("train.augmentation.enabled=false",)),
         "no batch norm": Variant(("train.batch_norm=false",)),
+        "Keras' batch norm (not fused)": Variant(fused_batch_norm=False),
         "1 conv per block": Variant(("train.convs_per_block=1",)),
     },
 }
@@ -74,7 +76,11 @@ def epoch_seconds(network: str, variant: Variant, args: argparse.Namespace) -> l
     import keras
     import tensorflow as tf
 
+    import digits.model
     from digits.model import Network, build_model, train_model, tune_tensorflow_for
+
+    if not variant.fused_batch_norm:
+        digits.model.use_fused_batch_norm = lambda model: None
 
     keras.utils.set_random_seed(params.seed)
     if variant.determinism:
@@ -127,6 +133,7 @@ def main() -> None:
         "--epochs", type=int, help="the first is not counted (default: 8 for mlp, 3 for cnn)"
     )
     arguments.add_argument("--networks", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    arguments.add_argument("--variants", nargs="+", help="only these (default: all)")
     arguments.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = arguments.parse_args()
     if args.worker:
@@ -136,6 +143,12 @@ def main() -> None:
     fraction, epochs = args.fraction, args.epochs
     if not 0 < (fraction or 1) <= 1 or (epochs or 2) < 2:
         arguments.error("--fraction must be in (0, 1] and --epochs at least 2")
+    for network in args.networks:
+        unknown = sorted(set(args.variants or ()) - set(VARIANTS[network]))
+        if unknown:
+            arguments.error(
+                f"{network} has no variants {unknown}; allowed: {list(VARIANTS[network])}"
+            )
 
     for network in args.networks:
         args.fraction = fraction or FRACTIONS[network]
@@ -146,7 +159,7 @@ def main() -> None:
         )
         print(f"  {'variant':30s} {'wall':>7s} {'cpu':>7s}  cpu/wall  wall vs pipeline")
         baseline = None
-        for name in VARIANTS[network]:
+        for name in args.variants or VARIANTS[network]:
             counted = run_variant(network, name, args)[1:]
             wall = statistics.median(w for w, _ in counted) / args.fraction
             cpu = statistics.median(c for _, c in counted) / args.fraction
