@@ -43,7 +43,14 @@ def test_every_profile_variant_is_a_valid_change_of_the_benchmarked_network(netw
         changed = {
             key for key, value in params.model_dump().items() if value != base.model_dump()[key]
         }
-        process = (variant.threads, variant.determinism, variant.xla, variant.environment)
+        process = (
+            variant.threads,
+            variant.determinism,
+            variant.xla,
+            variant.environment,
+            variant.fused_batch_norm,
+        )
+        pipeline_process = (None, True, False, (), True)
         # one thing at a time: a params change, or a process setting, never both
-        assert len(changed) + (process != (None, True, False, ())) <= 1, name
-        assert name == "pipeline" or changed or process != (None, True, False, ()), name
+        assert len(changed) + (process != pipeline_process) <= 1, name
+        assert name == "pipeline" or changed or process != pipeline_process, name

@@ -31,13 +31,14 @@ NETWORKS = {
         conv_filters=(4, 8),
         convs_per_block=(1, 2),
         hidden_units=(16,),
+        batch_norm=True,
         augmentation=Augmentation(),
     ),
     "cnn-gelu-no-batch-norm": Network(
         architecture="cnn", conv_filters=(4, 6, 8), batch_norm=False, activation="gelu"
     ),
     "mlp-selu": Network(hidden_units=(16,), activation="selu"),
-    "cnn-elu": Network(architecture="cnn", conv_filters=(3,), activation="elu"),
+    "cnn-elu": Network(architecture="cnn", conv_filters=(3,), batch_norm=True, activation="elu"),
 }
 TOLERANCE = 1e-5  # the largest difference allowed between the two probabilities
 
