@@ -1,5 +1,5 @@
 """tools/bench_frameworks.py compares like with like: its Keras networks are the pipeline's
-(the notebook MLP, and the cnn-augmented row of the sweep) with the parameter counts of
+(the notebook MLP, and its augmented CNN) with the parameter counts of
 tools/bench_torch.py's PyTorch versions (109,386 and 871,210, batch norm's running statistics
 included; PyTorch itself is not installed for the tests)."""
 
@@ -22,7 +22,7 @@ def test_the_keras_side_is_the_pipelines_network(network: str, parameters: int) 
     assert build_model(Network.from_params(params)).count_params() == parameters
 
 
-def test_the_cnn_is_the_augmented_row_of_the_sweep() -> None:
+def test_the_cnn_is_the_augmented_cnn() -> None:
     params = frameworks.train_params(PARAMS, frameworks.NETWORKS["cnn-augmented"][0])
     assert params.architecture == "cnn"
     assert params.augmentation.enabled

@@ -6,7 +6,7 @@ For each network, each repeat trains once with the pipeline's own code path (dig
 build_model + train_model, with the train stage's determinism and thread settings, in a fresh
 process as under dvc) and once in PyTorch (tools/bench_torch.py, in build/torch-venv: PyTorch is
 not a dependency of the pipeline), one after the other. Networks: the notebook MLP for the full
-20 epochs, and the augmented CNN of tools/sweep.py (AUGMENTED_CNN) for 2 epochs, of which the
+20 epochs, and the augmented CNN (AUGMENTED_CNN, below) for 2 epochs, of which the
 second is reported (the first also holds Keras' graph tracing). Times are of training and
 validation only: no imports, no data loading. Prints every run, the medians, the ratio
 Keras / PyTorch and samples per second.
@@ -30,9 +30,20 @@ from dvc.utils.hydra import apply_overrides
 from digits.dataset import load_split
 from digits.determinism import pin_cpu_kernels, seed_everything
 from digits.params import TrainParams, load_section
-from tools.sweep import AUGMENTED_CNN
 
 TORCH_PYTHON = Path("build/torch-venv/bin/python")
+# The augmented CNN these benchmarks and tools/profile_train.py train.
+AUGMENTED_CNN = [
+    "train.architecture=cnn",
+    "train.conv_filters=[32,64]",
+    "train.convs_per_block=2",
+    "train.hidden_units=[256]",
+    "train.dropout_rate=0.25",
+    "train.schedule=cosine",
+    "train.learning_rate=0.002",
+    "train.augmentation.enabled=true",
+    "train.batch_norm=true",
+]
 # network -> (overrides of params.yaml's train section, epochs, which epochs count)
 NETWORKS = {
     "mlp": ([], 20, slice(None)),

@@ -48,7 +48,7 @@ def notebook_mlp() -> nn.Module:
 
 
 class AugmentedCnn(nn.Module):
-    """AUGMENTED_CNN of tools/sweep.py: random shift (10%), rotation (10 degrees)
+    """AUGMENTED_CNN of tools/bench_frameworks.py: random shift (10%), rotation (10 degrees)
     and zoom (10%), then two blocks of two 3x3 convolutions (32, then 64 filters) with batch norm
     and ReLU and a 2x2 max-pool, Dense 256 ReLU, Dropout 0.25, Dense 10."""
 

@@ -2,7 +2,7 @@
 
     make profile-train        # or: python -m tools.profile_train [--networks mlp] [--epochs 3]
 
-For the notebook MLP and for the augmented CNN of tools/sweep.py (AUGMENTED_CNN), trains the
+For the notebook MLP and for tools/bench_frameworks.py's augmented CNN (AUGMENTED_CNN), trains the
 pipeline's code path (digits.model, as the train stage runs it) and variants of it that each change
 one thing: the thread count, op determinism, oneDNN, XLA, the augmentation layers, batch norm, the
 convolutions per block. Each run is a fresh process (TensorFlow's thread and oneDNN settings are

@@ -49,18 +49,6 @@ CNN = [
     "train.dropout_rate=0.5",
     "train.schedule=cosine",
 ]
-# The augmented CNN that the benchmarks train (tools/bench_frameworks.py, tools/profile_train.py).
-AUGMENTED_CNN = [
-    "train.architecture=cnn",
-    "train.conv_filters=[32,64]",
-    "train.convs_per_block=2",
-    "train.hidden_units=[256]",
-    "train.dropout_rate=0.25",
-    "train.schedule=cosine",
-    "train.learning_rate=0.002",
-    "train.augmentation.enabled=true",
-    "train.batch_norm=true",
-]
 # What each row's `dvc exp run` reproduces: the pipeline's own stages (and whatever they need
 # upstream), never the app's model (app-model/dvc.yaml, docs/app.md), which the
 # Fashion-MNIST rows would otherwise retrain on their data. The baseline forces a run of train and
