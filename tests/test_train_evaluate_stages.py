@@ -199,8 +199,8 @@ def test_a_cnn_trains_the_same_bits_whatever_the_machines_core_count(
     for cores in (None, "4"):
         out = tmp_path / f"cores-{cores}"
         argv = [str(arg) for arg in train_argv(processed_dir, out, params)]
-        threads = {"TF_NUM_INTRAOP_THREADS": cores, "TF_NUM_INTEROP_THREADS": cores}
-        threads = threads if cores else {}
+        names = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+        threads = dict.fromkeys(names, cores) if cores else {}
         subprocess.run(
             [sys.executable, "-m", "stages.train", *argv],
             cwd=PROJECT,
