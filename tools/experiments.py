@@ -153,14 +153,19 @@ def exp_show() -> list[dict]:
 
 
 def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
-    """name -> data of each experiment of the sweep in `dvc exp show --json` output."""
-    found = {}
+    """name -> data of each experiment of the sweep in `dvc exp show --json --all-commits`
+    output: the newest run of each name, whichever commit it ran on (an older commit's
+    experiment of the same name is another recipe's)."""
+    found: dict[str, dict] = {}
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
             for revision in experiment.get("revs", []):
-                data = revision.get("data") or {}
-                if revision.get("name") in EXPERIMENTS and data.get("metrics"):
-                    found[revision["name"]] = data
+                name, data = revision.get("name"), revision.get("data") or {}
+                if name not in EXPERIMENTS or not data.get("metrics"):
+                    continue
+                newest = found.get(name, {}).get("timestamp", "")
+                if name not in found or data.get("timestamp", "") > newest:
+                    found[name] = data
     return found
 
 
