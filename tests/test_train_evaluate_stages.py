@@ -166,12 +166,13 @@ print(tf.config.threading.get_intra_op_parallelism_threads(),
 """
 
 
-@pytest.mark.parametrize(("architecture", "settings"), [("mlp", "1 1 True"), ("cnn", "2 2 False")])
-def test_the_train_stage_runs_the_mlp_on_one_thread_without_grappler_and_the_cnn_on_two(
+@pytest.mark.parametrize(("architecture", "settings"), [("mlp", "1 2 True"), ("cnn", "2 2 False")])
+def test_the_train_stage_runs_the_mlp_s_ops_on_one_thread_without_grappler_the_cnn_s_on_two(
     processed_dir: Path, tmp_path: Path, architecture: str, settings: str
 ) -> None:
-    # The MLP's ops are too small to share or to gain from Grappler's rewrites; the CNN's weights
-    # depend on the thread count, so it is the same on every machine (digits.model.CNN_THREADS).
+    # The MLP's ops are too small to share or to gain from Grappler's rewrites (a second inter-op
+    # thread feeds it); the CNN's weights depend on the thread count, so it is the same on every
+    # machine (digits.model.CNN_THREADS).
     params = write_params(tmp_path, train={**TINY_TRAIN, "architecture": architecture})
     argv = [str(arg) for arg in train_argv(processed_dir, tmp_path / "out", params)]
     result = subprocess.run(
