@@ -153,20 +153,17 @@ def exp_show() -> list[dict]:
 
 
 def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
-    """name -> data of each experiment of the sweep in `dvc exp show --json --all-commits`
-    output: the newest run of each name, whichever commit it ran on (an older commit's
-    experiment of the same name is another recipe's)."""
-    found: dict[str, dict] = {}
-    for baseline in shown:
-        for experiment in baseline.get("experiments") or []:
-            for revision in experiment.get("revs", []):
-                name, data = revision.get("name"), revision.get("data") or {}
-                if name not in EXPERIMENTS or not data.get("metrics"):
-                    continue
-                newest = found.get(name, {}).get("timestamp", "")
-                if name not in found or data.get("timestamp", "") > newest:
-                    found[name] = data
-    return found
+    """name -> data of the newest run of each experiment of the sweep in `dvc exp show --json
+    --all-commits` output, whatever its commit (an older run of a name is an older recipe's)."""
+    runs = [
+        revision
+        for baseline in shown
+        for experiment in baseline.get("experiments") or []
+        for revision in experiment.get("revs", [])
+        if revision.get("name") in EXPERIMENTS and (revision.get("data") or {}).get("metrics")
+    ]
+    runs.sort(key=lambda revision: revision["data"].get("timestamp", ""))  # the newest last
+    return {revision["name"]: revision["data"] for revision in runs}
 
 
 NOT_RECORDED = "\u2013"  # an en dash: a row timed before the validation column existed
