@@ -81,24 +81,33 @@ class Network:
         )
 
 
+# The intra-op thread count convolutional networks train with, on every machine. TensorFlow's
+# reductions (batch norm's moments, a convolution's weight gradient) split their work by it, so
+# the weights differ between thread counts (measured with the app's recipe: 2, 3, 4 and 8 threads
+# each train other bits); TensorFlow's default of a thread per core would make the trained bits
+# depend on the machine's cores. Two is this project's reference machine's count.
+CNN_THREADS = 2
+
+
 def tune_tensorflow_for(network: Network) -> None:
-    """For the MLP, one thread and no graph optimiser; TensorFlow's defaults for the CNN.
+    """For the MLP, one thread per op and no graph optimiser; for the CNN, CNN_THREADS threads.
 
     The MLP's matrix products are too small to gain from a second core: handing each op
     across threads costs more than it saves, and Grappler's rewrites of its graph cost more
     (at the first epoch's tracing, and per step) than they save (docs/speed.md, "Where training time
-    goes"). Convolutions gain from both. The weights are the same bit for bit either way, so a
-    process that has already run TensorFlow ops (where the threads can no longer change) keeps
-    its threads.
+    goes"). Its second inter-op thread lets tf.data slice the next batch while a step runs.
+    Convolutions gain from both, and their weights depend on the thread count, which is
+    therefore fixed rather than one per core. A process that has already run TensorFlow ops
+    (where the threads can no longer change) keeps its threads.
     """
     import tensorflow as tf
 
-    if network.architecture != "mlp":
-        return
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    intra_op = 1 if network.architecture == "mlp" else CNN_THREADS
+    if network.architecture == "mlp":
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(2)
 
 
 def build_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential:

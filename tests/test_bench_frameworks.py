@@ -49,8 +49,9 @@ def test_every_profile_variant_is_a_valid_change_of_the_benchmarked_network(netw
             variant.xla,
             variant.environment,
             variant.fused_batch_norm,
+            variant.isa,
         )
-        pipeline_process = (None, True, False, (), True)
+        pipeline_process = (None, True, False, (), True, "AVX2")
         # one thing at a time: a params change, or a process setting, never both
         assert len(changed) + (process != pipeline_process) <= 1, name
         assert name == "pipeline" or changed or process != pipeline_process, name

@@ -5,29 +5,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.pipeline import run_tool
 
 from digits.onnx_export import onnx_bytes
 
-PROJECT = Path(__file__).parents[1]
-
-
-def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.bench_runtimes", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=PROJECT,
-    )
-
 
 def test_a_model_without_its_onnx_file_says_what_makes_it(model_file: Path) -> None:
-    run = run_tool("--model", str(model_file))
+    run = run_tool("tools.bench_runtimes", "--model", str(model_file))
 
     assert run.returncode == 1
     onnx = model_file.with_suffix(".onnx")
@@ -42,7 +29,9 @@ def test_both_runtimes_get_every_figure(model_file: Path, tiny_model, tmp_path: 
     shutil.copyfile(model_file, model)
     model.with_suffix(".onnx").write_bytes(onnx_bytes(tiny_model))
 
-    run = run_tool("--model", str(model), "--requests", "5", "--rounds", "1")
+    run = run_tool(
+        "tools.bench_runtimes", "--model", str(model), "--requests", "5", "--rounds", "1"
+    )
 
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()

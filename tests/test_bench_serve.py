@@ -5,25 +5,12 @@ columns; it no longer measures accuracy (tools/served_accuracy.py does)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.pipeline import run_tool
 
 from tools import bench_serve
-
-PROJECT = Path(__file__).parents[1]
-
-
-def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.bench_serve", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=PROJECT,
-    )
 
 
 def test_the_payloads_are_canvas_pngs_and_their_json_pixels() -> None:
@@ -39,14 +26,16 @@ def test_the_payloads_are_canvas_pngs_and_their_json_pixels() -> None:
 
 
 def test_a_missing_model_says_how_to_get_it(tmp_path: Path) -> None:
-    run = run_tool("--model", str(tmp_path / "none.keras"))
+    run = run_tool("tools.bench_serve", "--model", str(tmp_path / "none.keras"))
     assert run.returncode == 1
     assert "none.keras does not exist: no such file" in run.stderr
 
 
 @pytest.mark.slow
 def test_latency_has_a_row_per_payload_and_client_count(model_file: Path) -> None:
-    run = run_tool("--model", str(model_file), "--requests", "10", "--rounds", "1")
+    run = run_tool(
+        "tools.bench_serve", "--model", str(model_file), "--requests", "10", "--rounds", "1"
+    )
 
     out = run.stdout
     assert run.returncode in (0, 1), run.stderr  # 1: a target missed on a busy machine
@@ -68,7 +57,7 @@ def test_latency_has_a_row_per_payload_and_client_count(model_file: Path) -> Non
 
 @pytest.mark.slow
 def test_memory_under_huge_images_is_reported(model_file: Path) -> None:
-    run = run_tool("--model", str(model_file), "--memory")
+    run = run_tool("tools.bench_serve", "--model", str(model_file), "--memory")
 
     assert run.returncode == 0, run.stderr
     line = run.stdout.splitlines()[-1]

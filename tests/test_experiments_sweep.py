@@ -356,3 +356,17 @@ def test_timed_rows_come_in_the_sweep_s_order_whatever_the_timings_order() -> No
     records = experiments.table_records(shown, {second: timing, first: timing})
 
     assert list(records) == [first, second]
+
+
+def test_the_table_reads_the_newest_run_of_a_name_whatever_its_commit() -> None:
+    # `dvc exp show --all-commits` lists the newest commit first; an older commit's experiment
+    # of the same name (an earlier recipe) must not stand in for the run the timing is of.
+    def run_of(accuracy: float, timestamp: str) -> dict:
+        metrics = {"metrics/evaluate.json": {"data": {"test": {"accuracy": accuracy}}}}
+        return {"name": "app-model", "data": {"timestamp": timestamp, "metrics": metrics}}
+
+    newest, older = run_of(0.9963, "2026-12-04T23:17:10"), run_of(0.9953, "2026-12-04T19:00:00")
+    shown = [{"experiments": [{"revs": [newest]}]}, {"experiments": [{"revs": [older]}]}]
+
+    assert experiments.experiments_by_name(shown)["app-model"] == newest["data"]
+    assert experiments.experiments_by_name(shown[::-1])["app-model"] == newest["data"]

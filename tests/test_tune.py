@@ -170,6 +170,30 @@ def test_the_recipe_is_params_train_section_with_the_trial_applied() -> None:
     } == {k: v for k, v in committed.items() if k not in ("architecture", "conv_filters")}
 
 
+def test_the_app_s_recipe_is_a_trial_of_the_committed_space() -> None:
+    # `tools.tune best --recipe` writes app-model/recipe.yaml: a search can find today's recipe.
+    recipe = yaml.safe_load((PROJECT / "app-model" / "recipe.yaml").read_text(encoding="utf-8"))
+    train = TrainParams(**recipe["train"]).model_dump()
+    space = tune_space.load_space()
+    asked: dict[str, object] = {"family": train["architecture"]}
+    for param in space.families[train["architecture"]]:
+        value = train
+        for part in param.key.split(".")[1:]:
+            value = value[part]
+        name = f"{train['architecture']}/{param.key}"
+        if param.kind == "choice":
+            assert tune_space.override_value(value) in map(tune_space.override_value, param.values)
+            asked[name] = tune_space.override_value(value)
+        elif param.kind in ("int", "float"):
+            low, high = param.values
+            assert low <= value <= high, (param.key, value)
+            asked[name] = value
+    settings = tune_space.suggest(space, optuna.trial.FixedTrial(asked))
+
+    params = (PROJECT / "params.yaml").read_text(encoding="utf-8")
+    assert tune_result.recipe_for(settings, params) == {"train": train}
+
+
 # A search on synthetic data
 
 

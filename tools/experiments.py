@@ -153,15 +153,17 @@ def exp_show() -> list[dict]:
 
 
 def experiments_by_name(shown: list[dict]) -> dict[str, dict]:
-    """name -> data of each experiment of the sweep in `dvc exp show --json` output."""
-    found = {}
-    for baseline in shown:
-        for experiment in baseline.get("experiments") or []:
-            for revision in experiment.get("revs", []):
-                data = revision.get("data") or {}
-                if revision.get("name") in EXPERIMENTS and data.get("metrics"):
-                    found[revision["name"]] = data
-    return found
+    """name -> data of the newest run of each experiment of the sweep in `dvc exp show --json
+    --all-commits` output, whatever its commit (an older run of a name is an older recipe's)."""
+    runs = [
+        revision
+        for baseline in shown
+        for experiment in baseline.get("experiments") or []
+        for revision in experiment.get("revs", [])
+        if revision.get("name") in EXPERIMENTS and (revision.get("data") or {}).get("metrics")
+    ]
+    runs.sort(key=lambda revision: revision["data"].get("timestamp", ""))  # the newest last
+    return {revision["name"]: revision["data"] for revision in runs}
 
 
 NOT_RECORDED = "\u2013"  # an en dash: a row timed before the validation column existed

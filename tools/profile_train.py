@@ -4,12 +4,13 @@
 
 For the notebook MLP and for tools/bench_frameworks.py's augmented CNN (AUGMENTED_CNN), trains the
 pipeline's code path (digits.model, as the train stage runs it) and variants of it that each change
-one thing: the thread count, op determinism, oneDNN, XLA, the augmentation layers, batch norm, the
-convolutions per block. Each run is a fresh process (TensorFlow's thread and oneDNN settings are
-per process) on the first --fraction of the training split, for --epochs epochs; the first
-epoch (graph tracing) is left out. Prints, per variant, the wall-clock and CPU seconds of an
-epoch scaled to the whole split (medians over the counted epochs), and CPU / wall: how many
-cores the run kept busy. Needs data/processed (dvc repro preprocess).
+one thing: the thread count, op determinism, oneDNN and its kernels, XLA, the optimiser, dropout,
+the augmentation layers, batch norm, the convolutions per block. Each run is a fresh process
+(TensorFlow's thread and oneDNN settings are per process) on the first --fraction of the training
+split, for --epochs epochs; the first epoch (graph tracing) is left out. Prints, per variant, the
+wall-clock and CPU seconds of an epoch scaled to the whole split (medians over the counted
+epochs), and CPU / wall: how many cores the run kept busy.
+Needs data/processed (dvc repro preprocess).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Variant(NamedTuple):
     xla: bool = False  # Keras turns XLA off under op determinism: only without it
     environment: tuple[tuple[str, str], ...] = ()
     fused_batch_norm: bool = True  # False: Keras' own batch norm ops (digits.model)
+    isa: str = "AVX2"  # oneDNN's kernels (digits.determinism pins AVX2: the same bits everywhere)
 
 
 COMMON = {
@@ -49,7 +51,13 @@ COMMON = {
 FRACTIONS = {"mlp": 1.0, "cnn-augmented": 0.25}  # of the training split, unless --fraction
 EPOCHS = {"mlp": 8, "cnn-augmented": 3}  # unless --epochs
 VARIANTS = {
-    "mlp": {**COMMON, "TensorFlow's default threads": Variant(threads=0)},
+    "mlp": {
+        **COMMON,
+        "TensorFlow's default threads": Variant(threads=0),
+        "AVX-512 kernels (other bits)": Variant(isa="AVX512_CORE"),
+        "SGD instead of Adam": Variant(("train.optimizer=sgd",)),
+        "no dropout": Variant(("train.dropout_rate=0",)),
+    },
     "cnn-augmented": {
         **COMMON,
         "no augmentation": Variant(("train.augmentation.enabled=false",)),
@@ -66,6 +74,7 @@ def epoch_seconds(network: str, variant: Variant, args: argparse.Namespace) -> l
     from digits.determinism import pin_cpu_kernels
 
     pin_cpu_kernels()
+    os.environ["ONEDNN_MAX_CPU_ISA"] = variant.isa  # TensorFlow is not imported yet
     overrides = [*NETWORKS[network][0], *variant.overrides, f"train.epochs={args.epochs}"]
     params = train_params(args.params, overrides)
     train = load_split(args.processed, "train")

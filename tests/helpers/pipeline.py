@@ -3,6 +3,8 @@ stages' argument lists."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +93,14 @@ def evaluate_argv(processed: Path, out: Path, params: Path, model: Path | None =
         "--plots",
         str(out / "plots" / "evaluate"),
     ]
+
+
+def run_tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m module args` at the project's root, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT,
+    )
