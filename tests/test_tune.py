@@ -43,6 +43,13 @@ def corner_settings(space: tune_space.Space) -> list[list[str]]:
     return found
 
 
+def train_value(train: dict, key: str) -> object:
+    """The value of an -S key (train.augmentation.enabled) in a dumped train section."""
+    for part in key.split(".")[1:]:
+        train = train[part]
+    return train
+
+
 COMMITTED_SPACES = sorted(PROJECT.glob("tools/tune*.yaml"))  # tune.yaml, tune-mlp.yaml
 
 
@@ -58,10 +65,7 @@ def test_the_committed_space_gives_valid_params(settings: list[str], tmp_path: P
     train = load_section(params, "train", TrainParams)
     for setting in settings:  # each -S value took effect
         key, value = setting.split("=", 1)
-        found = train.model_dump()
-        for part in key.split(".")[1:]:
-            found = found[part]
-        assert found == yaml.safe_load(value), setting
+        assert train_value(train.model_dump(), key) == yaml.safe_load(value), setting
 
 
 @pytest.mark.parametrize(
@@ -177,9 +181,7 @@ def test_the_app_s_recipe_is_a_trial_of_the_committed_space() -> None:
     space = tune_space.load_space()
     asked: dict[str, object] = {"family": train["architecture"]}
     for param in space.families[train["architecture"]]:
-        value = train
-        for part in param.key.split(".")[1:]:
-            value = value[part]
+        value = train_value(train, param.key)
         name = f"{train['architecture']}/{param.key}"
         if param.kind == "choice":
             assert tune_space.override_value(value) in map(tune_space.override_value, param.values)
