@@ -11,14 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
-from helpers.dvc_project import VENV_BIN, make_project, metrics_of, params_of
+from helpers.dvc_project import VENV_BIN, make_project, metrics_of, params_of, queue_report
 from helpers.dvc_project import experiments as exp_show
 from optuna.trial import TrialState
 
@@ -273,9 +272,14 @@ def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -
         orphan.set_user_attr("experiment", "s-2")
         orphan.set_user_attr("host", f"{socket.gethostname()}:{project.root.resolve()}")
 
-        started = time.monotonic()
-        resumed = project.run(*search)
-        assert time.monotonic() - started < SEARCH_DEADLINE_S
+        try:
+            resumed = project.run(*search, timeout=SEARCH_DEADLINE_S)
+        except subprocess.TimeoutExpired as timeout:
+            printed = (timeout.stdout or b"").decode(errors="replace")  # bytes, even with text=True
+            pytest.fail(
+                f"the resumed search did not end in {SEARCH_DEADLINE_S} s; it printed:\n"
+                f"{printed}\nthe queue:\n{queue_report(project)}"
+            )
     finally:
         project.dvc("queue", "stop", check=False)
 

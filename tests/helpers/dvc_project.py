@@ -146,7 +146,11 @@ class Project:
     env: dict[str, str]
 
     def run(
-        self, *args: str | os.PathLike[str], cwd: Path | None = None, check: bool = True
+        self,
+        *args: str | os.PathLike[str],
+        cwd: Path | None = None,
+        check: bool = True,
+        timeout: float = DVC_TIMEOUT_S,
     ) -> subprocess.CompletedProcess[str]:
         command = [str(arg) for arg in args]
         result = subprocess.run(
@@ -155,7 +159,7 @@ class Project:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=DVC_TIMEOUT_S,
+            timeout=timeout,
             check=False,
         )
         if check and result.returncode != 0:
@@ -316,6 +320,21 @@ def experiments(project: Project, cwd: Path | None = None) -> dict[str, dict[str
             (latest, *_) = experiment["revs"]
             found[experiment["name"]] = {**latest["data"], "executor": experiment["executor"]}
     return found
+
+
+def queue_report(project: Project, lines: int = 6) -> str:
+    """What the project's DVC queue is doing, for a test that waited on it in vain: `dvc queue
+    status`, the machine's dvc processes, and the last lines of each worker's and run's log."""
+    status = project.run(VENV_BIN / "dvc", "queue", "status", check=False, timeout=60)
+    processes = subprocess.run(["ps", "-eo", "pid,etime,pcpu,args"], capture_output=True, text=True)
+    report = [
+        status.stdout + status.stderr,
+        *(p for p in processes.stdout.splitlines() if "dvc" in p),
+    ]
+    for log in sorted((project.root / ".dvc/tmp/exps").glob("*/**/*.out")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        report += [f"--- {log.relative_to(project.root)}", *tail]
+    return "\n".join(report)
 
 
 def metrics_of(data: dict[str, Any], path: str) -> dict[str, Any]:
