@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import pytest
 import yaml
 
 from helpers.synthetic import encode_idx, synthetic_digits
+from tools.tune_result import EXP_SHOW_TRIES
 
 PROJECT = Path(__file__).parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -313,9 +315,19 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def experiments(project: Project, cwd: Path | None = None) -> dict[str, dict[str, Any]]:
-    """`dvc exp show --json`: every experiment of main by name, with its data and executor."""
+    """`dvc exp show --json`: every experiment of main by name, with its data and executor.
+
+    Asked again when it fails while a queue worker creates or removes an experiment's temporary
+    workspace, as tools.tune_result.exp_states does."""
+    for attempt in range(1, EXP_SHOW_TRIES + 1):
+        shown = project.run(VENV_BIN / "dvc", "exp", "show", "--json", cwd=cwd, check=False)
+        if shown.returncode == 0 or attempt == EXP_SHOW_TRIES:
+            break
+        time.sleep(1)
+    if shown.returncode != 0:
+        pytest.fail(f"`dvc exp show --json` exited {shown.returncode}: {shown.stderr}")
     found = {}
-    for commit in json.loads(project.dvc("exp", "show", "--json", cwd=cwd)):
+    for commit in json.loads(shown.stdout):
         for experiment in commit.get("experiments") or []:
             (latest, *_) = experiment["revs"]
             found[experiment["name"]] = {**latest["data"], "executor": experiment["executor"]}
