@@ -34,6 +34,9 @@ class Timing:
     runner: str
 
 
+# Train keys added after some of the table's rows ran, with the value those rows trained with: a
+# new key's default keeps what the code did before the key existed.
+ADDED_TRAIN_KEYS = {"label_smoothing": 0.0}
 HAND = "written by hand"  # what chose the sweep's rows (typed in tools/sweep.py)
 TUNER = "tuner, on validation"  # the best trial of a search (tools/tune.py)
 
@@ -61,6 +64,7 @@ def record(
     """
     test = data["metrics"]["metrics/evaluate.json"]["data"]["test"]
     train = data["metrics"]["metrics/train.json"]["data"]
+    trained = data["params"]["params.yaml"]["data"]["train"]  # what these settings trained
     if (timing.epochs, timing.parameters) != (train["epochs"], train["parameters"]):
         raise SystemExit(
             f"the timing of {name} is another run's ({timing.epochs} epochs, "
@@ -71,7 +75,7 @@ def record(
     return {
         "description": description,
         "settings": list(settings),
-        "train": data["params"]["params.yaml"]["data"]["train"],  # what these settings trained
+        "train": {**trained, **{k: v for k, v in ADDED_TRAIN_KEYS.items() if k not in trained}},
         "validation_accuracy": train["best"]["val_accuracy"],
         "test_accuracy": test["accuracy"],
         "macro_f1": test["macro"]["f1"],
