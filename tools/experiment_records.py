@@ -64,7 +64,6 @@ def record(
     """
     test = data["metrics"]["metrics/evaluate.json"]["data"]["test"]
     train = data["metrics"]["metrics/train.json"]["data"]
-    trained = data["params"]["params.yaml"]["data"]["train"]  # what these settings trained
     if (timing.epochs, timing.parameters) != (train["epochs"], train["parameters"]):
         raise SystemExit(
             f"the timing of {name} is another run's ({timing.epochs} epochs, "
@@ -75,7 +74,7 @@ def record(
     return {
         "description": description,
         "settings": list(settings),
-        "train": {**trained, **{k: v for k, v in ADDED_TRAIN_KEYS.items() if k not in trained}},
+        "train": with_added_keys(data["params"]["params.yaml"]["data"]["train"]),  # as trained
         "validation_accuracy": train["best"]["val_accuracy"],
         "test_accuracy": test["accuracy"],
         "macro_f1": test["macro"]["f1"],
@@ -85,11 +84,17 @@ def record(
     }
 
 
+def with_added_keys(train: dict[str, Any]) -> dict[str, Any]:
+    """A train section as it trained: with the ADDED_TRAIN_KEYS it ran before."""
+    return {**train, **{key: value for key, value in ADDED_TRAIN_KEYS.items() if key not in train}}
+
+
 def read_records(path: Path) -> dict[str, dict]:
     """name -> record of each row in the table's JSON file ({} if there is none yet)."""
     if not path.exists():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))["experiments"]
+    records = json.loads(path.read_text(encoding="utf-8"))["experiments"]
+    return {name: {**row, "train": with_added_keys(row["train"])} for name, row in records.items()}
 
 
 def write_atomically(path: Path, text: str) -> None:
