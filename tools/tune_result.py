@@ -21,8 +21,8 @@ from tools.sweep import TARGETS
 from tools.tune_space import Space, TuneError
 
 ROOT = Path(__file__).resolve().parents[1]
-EXP_SHOW_TRIES = 5
-EXP_SHOW_RETRY_SECONDS = 1.0
+EXP_SHOW_TRIES = 10
+EXP_SHOW_RETRY_SECONDS = 2.0
 
 
 def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -49,9 +49,10 @@ def git(*args: str) -> str:
 def exp_states(commit: str) -> dict[str, Shown]:
     """name -> state and data of every experiment of `commit` in `dvc exp show --json`.
 
-    `dvc exp show` reads the temporary workspaces of the queue's running experiments, and fails
-    when it meets one that a worker is creating or removing (".dvc/tmp/exps/tmpXXXX/.dvc does not
-    exist"): it is asked again, up to EXP_SHOW_TRIES times, before its error stops the search."""
+    `dvc exp show` reads the queue's running experiments, and fails when it meets one a worker
+    is still setting up or removing (".dvc/tmp/exps/tmpXXXX/.dvc does not exist", or no
+    ".dvc/tmp/exps/run/REV/REV.run" yet; on a busy machine for tens of seconds): it is asked
+    again, EXP_SHOW_TRIES times EXP_SHOW_RETRY_SECONDS apart, before its error stops the search."""
     for attempt in range(1, EXP_SHOW_TRIES + 1):
         result = dvc("exp", "show", "--json", "--rev", commit, check=attempt == EXP_SHOW_TRIES)
         if result.returncode == 0:

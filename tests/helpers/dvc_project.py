@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from helpers.synthetic import encode_idx, synthetic_digits
-from tools.tune_result import EXP_SHOW_TRIES
+from tools.tune_result import EXP_SHOW_RETRY_SECONDS, EXP_SHOW_TRIES
 
 PROJECT = Path(__file__).parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -323,7 +323,7 @@ def experiments(project: Project, cwd: Path | None = None) -> dict[str, dict[str
         shown = project.run(VENV_BIN / "dvc", "exp", "show", "--json", cwd=cwd, check=False)
         if shown.returncode == 0 or attempt == EXP_SHOW_TRIES:
             break
-        time.sleep(1)
+        time.sleep(EXP_SHOW_RETRY_SECONDS)
     if shown.returncode != 0:
         pytest.fail(f"`dvc exp show --json` exited {shown.returncode}: {shown.stderr}")
     found = {}
