@@ -51,8 +51,8 @@ def exp_states(commit: str) -> dict[str, Shown]:
 
     `dvc exp show` reads the queue's running experiments, and fails when it meets one a worker
     is still setting up or removing (".dvc/tmp/exps/tmpXXXX/.dvc does not exist", or no
-    ".dvc/tmp/exps/run/REV/REV.run" yet; on a busy machine for tens of seconds): it is asked
-    again, EXP_SHOW_TRIES times EXP_SHOW_RETRY_SECONDS apart, before its error stops the search."""
+    ".dvc/tmp/exps/run/REV/REV.run" yet): it is asked again, EXP_SHOW_TRIES times
+    EXP_SHOW_RETRY_SECONDS apart, before its error stops the search."""
     for attempt in range(1, EXP_SHOW_TRIES + 1):
         result = dvc("exp", "show", "--json", "--rev", commit, check=attempt == EXP_SHOW_TRIES)
         if result.returncode == 0:
