@@ -137,6 +137,12 @@ def card_text(card: Mapping[str, Any], not_a_digit_rule: str) -> str:
             f"{m['digit']} read as {m['read_as']} ({m['times']} times)" for m in card["misreads"]
         )
         lines.append(f"- Its most frequent misreadings of the MNIST test set: {shown}.")
+    smoothing = card["recipe"].get("label_smoothing", 0)
+    if smoothing:
+        lines.append(
+            f"- Trained with label smoothing {smoothing}: its probability for a digit it is sure "
+            f"of is about {1 - smoothing + smoothing / 10:.0%}, not 100%."
+        )
     weakest = min(other, key=lambda name: other[name]["accuracy"], default=None)
     if weakest is not None:
         lines.append(

@@ -274,7 +274,7 @@ def compile_model(
     """Compile for training (steps_per_epoch sizes the learning-rate schedule)."""
     model.compile(
         optimizer=build_optimizer(params, steps_per_epoch),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
     )

@@ -111,6 +111,8 @@ class TrainParams(Section):
     batch_norm: bool  # cnn only: batch normalisation after every convolution
     activation: Literal["relu", "gelu", "tanh", "sigmoid", "elu", "selu"]
     dropout_rate: Annotated[float, Field(ge=0, lt=1)]
+    # the share of each target's probability spread evenly over the ten classes (0: one-hot)
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)]
     augmentation: AugmentationParams
     optimizer: Literal["adam", "sgd", "rmsprop"]
     learning_rate: Annotated[float, Field(gt=0, le=10)]

@@ -20,6 +20,7 @@ from digits.model import (
     build_learning_rate,
     build_model,
     build_optimizer,
+    compile_model,
     load_model,
     predict_probabilities,
     save_model,
@@ -457,6 +458,20 @@ def test_batch_norm_statistics_follow_a_short_run(synthetic_data: dict) -> None:
     moving = keras.ops.convert_to_numpy(norm.moving_variance)
     assert np.all(moving < 3 * actual), (moving, actual)
     assert np.all(moving > actual / 3), (moving, actual)
+
+
+def test_label_smoothing_sets_the_targets_training_aims_for() -> None:
+    """With label_smoothing s the loss is least for predictions of 1 - s + s/10 for the digit
+    and s/10 for each other one; with 0, for the one-hot labels."""
+    onehot = np.eye(10, dtype="float32")
+
+    def aimed(smoothing: float) -> np.ndarray:
+        return onehot * (1 - smoothing) + smoothing / 10
+
+    for smoothing, other in ((0.0, 0.1), (0.1, 0.0)):
+        model = build_model(Network())
+        compile_model(model, tiny_train_params(label_smoothing=smoothing), steps_per_epoch=1)
+        assert model.loss(onehot, aimed(smoothing)) < model.loss(onehot, aimed(other)), smoothing
 
 
 def test_training_runs_batch_norm_as_one_fused_op(synthetic_data: dict) -> None:

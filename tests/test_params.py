@@ -177,6 +177,8 @@ def test_integer_is_accepted_for_a_float() -> None:
         ("train", "epochs", 0, "greater than or equal to 1"),
         ("train", "dropout_rate", 1.0, "less than 1"),
         ("train", "dropout_rate", -0.1, "greater than or equal to 0"),
+        ("train", "label_smoothing", 1.0, "less than 1"),
+        ("train", "label_smoothing", -0.1, "greater than or equal to 0"),
         ("train", "learning_rate", 0.0, "greater than 0"),
         ("train", "seed", -1, "greater than or equal to 0"),
         ("train", "seed", 2**30 + 1, "less than or equal to 1073741824"),

@@ -4,26 +4,27 @@ being killed, and resumes."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
-from helpers.dvc_project import VENV_BIN, make_project, metrics_of, params_of
+from helpers.dvc_project import VENV_BIN, make_project, metrics_of, params_of, queue_report
 from helpers.dvc_project import experiments as exp_show
 from optuna.trial import TrialState
 
 from digits.params import TrainParams, load_section
 from tools import experiments, sweep, tune, tune_result, tune_space
 from tools.tune_result import Shown
+from tools.tune_space import TuneError
 
 PROJECT = Path(__file__).parents[1]
 
@@ -161,6 +162,29 @@ def test_a_trial_whose_experiment_never_ran_is_failed_and_asked_again() -> None:
     assert tune.counted(study) == 2  # the one asked again and the failed one count
 
 
+SHOW_RACE = (
+    "ERROR: failed to show experiments - directory '.dvc/tmp/exps/tmp4_728lca/.dvc' does not exist"
+)
+
+
+@pytest.mark.parametrize("failures", [1, tune_result.EXP_SHOW_TRIES])
+def test_exp_show_is_asked_again_when_it_meets_a_workspace_being_made(
+    failures: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dvc exp show` fails while a worker creates or removes an experiment's temporary workspace:
+    # a search polling it then must not stop, unless it keeps failing.
+    shown = [{"experiments": [{"name": "s-0", "revs": [{"data": {}}], "executor": None}]}]
+    answers = [subprocess.CompletedProcess([], 1, "", SHOW_RACE)] * failures
+    answers.append(subprocess.CompletedProcess([], 0, json.dumps(shown), ""))
+    monkeypatch.setattr(tune_result.subprocess, "run", lambda *args, **kwargs: answers.pop(0))
+    monkeypatch.setattr(tune_result, "EXP_SHOW_RETRY_SECONDS", 0)
+    if failures < tune_result.EXP_SHOW_TRIES:
+        assert tune_result.exp_states("HEAD") == {"s-0": Shown("success", {})}
+    else:
+        with pytest.raises(TuneError, match="does not exist"):
+            tune_result.exp_states("HEAD")
+
+
 def test_the_recipe_is_params_train_section_with_the_trial_applied() -> None:
     recipe = tune_result.recipe_for(
         ["train.architecture=cnn", "train.conv_filters=[16,32]"],
@@ -248,9 +272,14 @@ def test_a_search_runs_in_parallel_survives_a_kill_and_resumes(tmp_path: Path) -
         orphan.set_user_attr("experiment", "s-2")
         orphan.set_user_attr("host", f"{socket.gethostname()}:{project.root.resolve()}")
 
-        started = time.monotonic()
-        resumed = project.run(*search)
-        assert time.monotonic() - started < SEARCH_DEADLINE_S
+        try:
+            resumed = project.run(*search, timeout=SEARCH_DEADLINE_S)
+        except subprocess.TimeoutExpired as timeout:
+            printed = (timeout.stdout or b"").decode(errors="replace")  # bytes, even with text=True
+            pytest.fail(
+                f"the resumed search did not end in {SEARCH_DEADLINE_S} s; it printed:\n"
+                f"{printed}\nthe queue:\n{queue_report(project)}"
+            )
     finally:
         project.dvc("queue", "stop", check=False)
 

@@ -34,6 +34,9 @@ class Timing:
     runner: str
 
 
+# Train keys added after some of the table's rows ran, with the value those rows trained with: a
+# new key's default keeps what the code did before the key existed.
+ADDED_TRAIN_KEYS = {"label_smoothing": 0.0}
 HAND = "written by hand"  # what chose the sweep's rows (typed in tools/sweep.py)
 TUNER = "tuner, on validation"  # the best trial of a search (tools/tune.py)
 
@@ -71,7 +74,7 @@ def record(
     return {
         "description": description,
         "settings": list(settings),
-        "train": data["params"]["params.yaml"]["data"]["train"],  # what these settings trained
+        "train": with_added_keys(data["params"]["params.yaml"]["data"]["train"]),  # as trained
         "validation_accuracy": train["best"]["val_accuracy"],
         "test_accuracy": test["accuracy"],
         "macro_f1": test["macro"]["f1"],
@@ -81,11 +84,17 @@ def record(
     }
 
 
+def with_added_keys(train: dict[str, Any]) -> dict[str, Any]:
+    """A train section as it trained: with the ADDED_TRAIN_KEYS it ran before."""
+    return {**train, **{key: value for key, value in ADDED_TRAIN_KEYS.items() if key not in train}}
+
+
 def read_records(path: Path) -> dict[str, dict]:
     """name -> record of each row in the table's JSON file ({} if there is none yet)."""
     if not path.exists():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))["experiments"]
+    records = json.loads(path.read_text(encoding="utf-8"))["experiments"]
+    return {name: {**row, "train": with_added_keys(row["train"])} for name, row in records.items()}
 
 
 def write_atomically(path: Path, text: str) -> None:

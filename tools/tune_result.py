@@ -7,6 +7,7 @@ import json
 import shlex
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from tools.sweep import TARGETS
 from tools.tune_space import Space, TuneError
 
 ROOT = Path(__file__).resolve().parents[1]
+EXP_SHOW_TRIES = 10
+EXP_SHOW_RETRY_SECONDS = 2.0
 
 
 def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -44,9 +47,19 @@ def git(*args: str) -> str:
 
 
 def exp_states(commit: str) -> dict[str, Shown]:
-    """name -> state and data of every experiment of `commit` in `dvc exp show --json`."""
+    """name -> state and data of every experiment of `commit` in `dvc exp show --json`.
+
+    `dvc exp show` reads the queue's running experiments, and fails when it meets one a worker
+    is still setting up or removing (".dvc/tmp/exps/tmpXXXX/.dvc does not exist", or no
+    ".dvc/tmp/exps/run/REV/REV.run" yet): it is asked again, EXP_SHOW_TRIES times
+    EXP_SHOW_RETRY_SECONDS apart, before its error stops the search."""
+    for attempt in range(1, EXP_SHOW_TRIES + 1):
+        result = dvc("exp", "show", "--json", "--rev", commit, check=attempt == EXP_SHOW_TRIES)
+        if result.returncode == 0:
+            break
+        time.sleep(EXP_SHOW_RETRY_SECONDS)
     found = {}
-    for baseline in json.loads(dvc("exp", "show", "--json", "--rev", commit).stdout):
+    for baseline in json.loads(result.stdout):
         for experiment in baseline.get("experiments") or []:
             latest = experiment["revs"][0]
             executor = experiment.get("executor") or {"state": "success"}  # None once collected

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import pytest
 import yaml
 
 from helpers.synthetic import encode_idx, synthetic_digits
+from tools.tune_result import EXP_SHOW_RETRY_SECONDS, EXP_SHOW_TRIES
 
 PROJECT = Path(__file__).parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -146,7 +148,11 @@ class Project:
     env: dict[str, str]
 
     def run(
-        self, *args: str | os.PathLike[str], cwd: Path | None = None, check: bool = True
+        self,
+        *args: str | os.PathLike[str],
+        cwd: Path | None = None,
+        check: bool = True,
+        timeout: float = DVC_TIMEOUT_S,
     ) -> subprocess.CompletedProcess[str]:
         command = [str(arg) for arg in args]
         result = subprocess.run(
@@ -155,7 +161,7 @@ class Project:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=DVC_TIMEOUT_S,
+            timeout=timeout,
             check=False,
         )
         if check and result.returncode != 0:
@@ -309,13 +315,38 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def experiments(project: Project, cwd: Path | None = None) -> dict[str, dict[str, Any]]:
-    """`dvc exp show --json`: every experiment of main by name, with its data and executor."""
+    """`dvc exp show --json`: every experiment of main by name, with its data and executor.
+
+    Asked again when it fails while a queue worker creates or removes an experiment's temporary
+    workspace, as tools.tune_result.exp_states does."""
+    for attempt in range(1, EXP_SHOW_TRIES + 1):
+        shown = project.run(VENV_BIN / "dvc", "exp", "show", "--json", cwd=cwd, check=False)
+        if shown.returncode == 0 or attempt == EXP_SHOW_TRIES:
+            break
+        time.sleep(EXP_SHOW_RETRY_SECONDS)
+    if shown.returncode != 0:
+        pytest.fail(f"`dvc exp show --json` exited {shown.returncode}: {shown.stderr}")
     found = {}
-    for commit in json.loads(project.dvc("exp", "show", "--json", cwd=cwd)):
+    for commit in json.loads(shown.stdout):
         for experiment in commit.get("experiments") or []:
             (latest, *_) = experiment["revs"]
             found[experiment["name"]] = {**latest["data"], "executor": experiment["executor"]}
     return found
+
+
+def queue_report(project: Project, lines: int = 6) -> str:
+    """What the project's DVC queue is doing, for a test that waited on it in vain: `dvc queue
+    status`, the machine's dvc processes, and the last lines of each worker's and run's log."""
+    status = project.run(VENV_BIN / "dvc", "queue", "status", check=False, timeout=60)
+    processes = subprocess.run(["ps", "-eo", "pid,etime,pcpu,args"], capture_output=True, text=True)
+    report = [
+        status.stdout + status.stderr,
+        *(p for p in processes.stdout.splitlines() if "dvc" in p),
+    ]
+    for log in sorted((project.root / ".dvc/tmp/exps").glob("*/**/*.out")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        report += [f"--- {log.relative_to(project.root)}", *tail]
+    return "\n".join(report)
 
 
 def metrics_of(data: dict[str, Any], path: str) -> dict[str, Any]:
