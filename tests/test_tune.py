@@ -5,12 +5,14 @@ being killed, and resumes."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -176,13 +178,35 @@ def test_exp_show_is_asked_again_when_it_meets_a_workspace_being_made(
     shown = [{"experiments": [{"name": "s-0", "revs": [{"data": {}}], "executor": None}]}]
     answers = [subprocess.CompletedProcess([], 1, "", SHOW_RACE)] * failures
     answers.append(subprocess.CompletedProcess([], 0, json.dumps(shown), ""))
-    monkeypatch.setattr(tune_result.subprocess, "run", lambda *args, **kwargs: answers.pop(0))
+
+    def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        answer = answers.pop(0)
+        if check and answer.returncode:
+            raise TuneError(answer.stderr)
+        return answer
+
+    monkeypatch.setattr(tune_result, "dvc", dvc)
     monkeypatch.setattr(tune_result, "EXP_SHOW_RETRY_SECONDS", 0)
     if failures < tune_result.EXP_SHOW_TRIES:
         assert tune_result.exp_states("HEAD") == {"s-0": Shown("success", {})}
     else:
         with pytest.raises(TuneError, match="does not exist"):
             tune_result.exp_states("HEAD")
+
+
+def test_dvc_returns_when_the_command_ends_not_when_what_it_started_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dvc queue start` leaves a process holding its stdout and stderr while its workers run: the
+    # search must go on polling, not wait on that output until the workers leave.
+    fake = tmp_path / "dvc"
+    fake.write_text("#!/bin/sh\nsleep 20 &\necho \"Started '1' new worker.\"\n", encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    started = time.monotonic()
+    result = tune_result.dvc("queue", "start", "--jobs", "1")
+    assert time.monotonic() - started < 10
+    assert result.stdout == "Started '1' new worker.\n"
 
 
 def test_the_recipe_is_params_train_section_with_the_trial_applied() -> None:

@@ -51,6 +51,9 @@ from tools.tune_space import SPACE, Space, TuneError, load_space, objective_valu
 
 DEFAULT_STUDY = "tune"
 POLL_SECONDS = 5.0
+# Workers take seconds to start and take the queue's trials: a second `dvc queue start` before
+# then would start the same workers again.
+WORKER_START_SECONDS = 30.0
 # A failed trial whose experiment never ran (the search was killed first) is marked in the study's
 # attrs: it does not count against --trials, and its params are asked again.
 NEVER_RAN = "never ran"
@@ -161,6 +164,7 @@ def search(args: argparse.Namespace) -> int:
         if trial.user_attrs.get("host") == host
     }
     started = time.monotonic()
+    workers_started = -WORKER_START_SECONDS
     while True:
         shown = exp_states(study.user_attrs["commit"])
         for name, number in list(in_flight.items()):
@@ -186,10 +190,12 @@ def search(args: argparse.Namespace) -> int:
         if not in_flight:
             break
         # Workers leave 10 s after the queue empties: start them whenever a trial waits.
-        if queued or any(
+        waiting = queued or any(
             shown.get(name, Shown("queued", {})).state == "queued" for name in in_flight
-        ):
+        )
+        if waiting and time.monotonic() - workers_started > WORKER_START_SECONDS:
             dvc("queue", "start", "--jobs", str(args.jobs))
+            workers_started = time.monotonic()
         time.sleep(args.poll)
     report(study, space)
     return 0

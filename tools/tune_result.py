@@ -26,7 +26,13 @@ EXP_SHOW_RETRY_SECONDS = 2.0
 
 
 def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["dvc", *args], cwd=ROOT, capture_output=True, text=True)
+    # Its output goes through files, not pipes: `dvc queue start` leaves a process holding its
+    # stdout and stderr open for as long as the workers it started run, and reading pipes to
+    # their end would wait for the workers to leave.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        code = subprocess.run(["dvc", *args], cwd=ROOT, stdout=out, stderr=err).returncode
+        out.seek(0), err.seek(0)
+        result = subprocess.CompletedProcess(["dvc", *args], code, out.read(), err.read())
     if check and result.returncode != 0:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise TuneError(f"`dvc {shlex.join(args)}` exited {result.returncode}: {message[-1:]}")
