@@ -189,8 +189,8 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-# "Not a digit" (see not_a_digit). The rates it gives are measured by tools/bench_serve.py (the
-# README has the table); the bounds come from the first 3,000 MNIST test digits and the drawn
+# "Not a digit" (see not_a_digit). The rates it gives are measured by tools/served_accuracy.py
+# (docs/app.md has the table); the bounds come from the first 3,000 MNIST test digits and the drawn
 # and printed ones of that tool. Ink (pixels >= 0.5) covers at most 33% of the 28x28 field in
 # those MNIST digits and 26% in the drawn ones; noise, a blob or a dot scaled to 20 px: 39-47%.
 MAX_INK_COVERAGE = 0.35
